@@ -1,0 +1,1 @@
+"""Provider plugins shipped with gateway-core, and the test-suite."""

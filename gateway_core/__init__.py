@@ -1,0 +1,118 @@
+"""gateway_core: a pluggable payment gateway adapter.
+
+The platform configures gateways by name (:class:`Settings`, :class:`Gateways`), loads
+provider plugins through the ``gateway_core`` entry-point group (:class:`PluginHost`), and
+receives payment events through pluggy hooks (:mod:`gateway_core.hookspecs`).
+"""
+
+from gateway_core._config import Gateways, Settings, SettingsReader, build_gateway
+from gateway_core._events import EventKind, PaymentEvent
+from gateway_core._exceptions import (
+    AmountMismatch,
+    BadSignature,
+    ConfigurationError,
+    GatewayError,
+    InvalidTransition,
+    LedgerError,
+    MalformedNotification,
+    MalformedResponse,
+    NeverSent,
+    NotificationRejected,
+    OutcomeUnknown,
+    PluginError,
+    ProviderConfigurationError,
+    ProviderError,
+    ProviderRefused,
+    ProviderTemporaryError,
+    ProviderUnavailable,
+    ReferenceMismatch,
+    TLSVerificationError,
+    TransportError,
+    UnknownPayment,
+    UnsupportedOperation,
+)
+from gateway_core._gateway import Gateway
+from gateway_core._models import (
+    Acknowledgement,
+    Capability,
+    Customer,
+    LineItem,
+    Money,
+    Notification,
+    Payment,
+    PaymentRequest,
+    PaymentStatus,
+    RedirectInstruction,
+    RedirectMethod,
+    ReturnResult,
+    SignedField,
+    StatusReport,
+    TrustDeclaration,
+)
+from gateway_core._plugins import Hooks, PluginHost
+from gateway_core._redact import get_logger, redact_text, register_secret
+from gateway_core._registry import ProviderInfo, ProviderRegistry
+from gateway_core._transport import HttpRequest, HttpResponse, MockTransport, Transport
+from gateway_core.hookspecs import hookimpl
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Acknowledgement",
+    "AmountMismatch",
+    "BadSignature",
+    "Capability",
+    "ConfigurationError",
+    "Customer",
+    "EventKind",
+    "Gateway",
+    "GatewayError",
+    "Gateways",
+    "Hooks",
+    "HttpRequest",
+    "HttpResponse",
+    "InvalidTransition",
+    "LedgerError",
+    "LineItem",
+    "MalformedNotification",
+    "MalformedResponse",
+    "MockTransport",
+    "Money",
+    "NeverSent",
+    "Notification",
+    "NotificationRejected",
+    "OutcomeUnknown",
+    "Payment",
+    "PaymentEvent",
+    "PaymentRequest",
+    "PaymentStatus",
+    "PluginError",
+    "PluginHost",
+    "ProviderConfigurationError",
+    "ProviderError",
+    "ProviderInfo",
+    "ProviderRefused",
+    "ProviderRegistry",
+    "ProviderTemporaryError",
+    "ProviderUnavailable",
+    "RedirectInstruction",
+    "RedirectMethod",
+    "ReferenceMismatch",
+    "ReturnResult",
+    "Settings",
+    "SettingsReader",
+    "SignedField",
+    "StatusReport",
+    "TLSVerificationError",
+    "Transport",
+    "TransportError",
+    "TrustDeclaration",
+    "UnknownPayment",
+    "UnsupportedOperation",
+    "__version__",
+    "build_gateway",
+    "get_logger",
+    "hookimpl",
+    "redact_text",
+    "register_secret",
+]

@@ -1,0 +1,60 @@
+"""Events handed to the order system's hooks."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+import attrs
+
+from gateway_core._models import Money, PaymentStatus
+
+
+class EventKind(enum.Enum):
+    """What happened to a payment. Each kind has one lifecycle hook (``gateway_payment_<kind>``)."""
+
+    CREATED = "created"
+    PAID = "paid"
+    FAILED = "failed"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+    REVERSED = "reversed"
+    NEEDS_REVIEW = "needs_review"
+
+    @property
+    def hook_name(self) -> str:
+        """The hook that receives this kind of event."""
+        return f"gateway_payment_{self.value}"
+
+
+#: The event a status change produces, when it produces one.
+EVENT_FOR_STATUS: dict[PaymentStatus, EventKind] = {
+    PaymentStatus.PAID: EventKind.PAID,
+    PaymentStatus.FAILED: EventKind.FAILED,
+    PaymentStatus.EXPIRED: EventKind.EXPIRED,
+    PaymentStatus.CANCELLED: EventKind.CANCELLED,
+    PaymentStatus.REVERSED: EventKind.REVERSED,
+}
+
+
+@attrs.frozen
+class PaymentEvent:
+    """One thing that happened to one payment, as the order system sees it.
+
+    ``event_id`` is stable: a redelivery of the same event carries the same id, so a handler
+    can make itself idempotent by remembering the ids it has applied. ``reason`` explains a
+    ``needs_review`` event (for example ``paid_after_cancelled`` or ``amount_mismatch``).
+    """
+
+    event_id: str
+    kind: EventKind
+    provider: str
+    order_reference: str
+    merchant_reference: str
+    status: PaymentStatus
+    amount: Money
+    occurred_at: datetime
+    provider_reference: str = ""
+    previous_status: PaymentStatus | None = None
+    reason: str = ""
+    gateway_name: str = ""

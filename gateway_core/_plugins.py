@@ -1,0 +1,156 @@
+"""Plugin loading and the typed hook facade (the only code that touches ``pm.hook``)."""
+
+from __future__ import annotations
+
+import importlib.metadata
+from collections.abc import Iterable, Mapping
+
+import pluggy
+
+from gateway_core import hookspecs
+from gateway_core._events import PaymentEvent
+from gateway_core._exceptions import PluginError
+from gateway_core._redact import get_logger
+from gateway_core._registry import ProviderRegistry
+
+log = get_logger(__name__)
+
+ENTRY_POINT_GROUP = hookspecs.PROJECT
+
+
+class Hooks:
+    """Typed access to the hooks. Nothing else in the library calls ``pm.hook``."""
+
+    def __init__(self, pm: pluggy.PluginManager) -> None:
+        self._pm = pm
+
+    def register_providers(
+        self,
+        registry: ProviderRegistry,
+        *,
+        dists: Mapping[str, tuple[str, str]] | None = None,
+        only: object | None = None,
+    ) -> None:
+        """Call every plugin's registration hook, one plugin at a time so errors name it.
+
+        ``dists`` maps plugin names to their (distribution, version).
+        """
+        dists = dists or {}
+        for impl in self._pm.hook.gateway_register_providers.get_hookimpls():
+            if only is not None and impl.plugin is not only:
+                continue
+            name, version = dists.get(impl.plugin_name, ("", ""))
+            registry._loading(impl.plugin_name, name, version)
+            try:
+                impl.function(registry=registry)
+            except PluginError:
+                raise
+            except Exception as exc:
+                raise PluginError(
+                    f"plugin {impl.plugin_name!r} failed while registering providers: "
+                    f"{type(exc).__name__}: {exc}",
+                    plugin=impl.plugin_name,
+                ) from exc
+            finally:
+                registry._loading("")
+
+    def emit(self, event: PaymentEvent) -> None:
+        """Deliver ``event`` to every implementation of its lifecycle hook.
+
+        Exceptions from handlers propagate: the caller (the outbox) keeps the event for a
+        later retry.
+        """
+        caller = getattr(self._pm.hook, event.kind.hook_name)
+        caller(event=event)
+
+    def implementations(self, hook_name: str) -> list[str]:
+        """Names of the plugins implementing ``hook_name``."""
+        return [impl.plugin_name for impl in getattr(self._pm.hook, hook_name).get_hookimpls()]
+
+
+class PluginHost:
+    """A plugin manager, its hook facade and the provider registry, built together.
+
+    There is no global instance: each platform (and each test) makes its own::
+
+        host = PluginHost()                      # loads the "gateway_core" entry points
+        host = PluginHost(entry_points=False, plugins=[my_plugin])
+
+    Every plugin error surfaces here, at start-up, as a :class:`~gateway_core.PluginError`
+    naming the plugin: an import failure, an unknown (misspelled) hook, a bad hook signature,
+    a duplicate provider name.
+    """
+
+    def __init__(
+        self,
+        *,
+        entry_points: bool = True,
+        plugins: Iterable[object] = (),
+        group: str = ENTRY_POINT_GROUP,
+    ) -> None:
+        self.pm = pluggy.PluginManager(hookspecs.PROJECT)
+        self.pm.add_hookspecs(hookspecs)
+        self.hooks = Hooks(self.pm)
+        self.registry = ProviderRegistry()
+        self.distributions: dict[str, tuple[str, str]] = {}
+        if entry_points:
+            self._load_entry_points(group)
+        for plugin in plugins:
+            self._register(plugin, None)
+        self._check()
+        self.hooks.register_providers(self.registry, dists=self.distributions)
+
+    def _load_entry_points(self, group: str) -> None:
+        for ep in sorted(importlib.metadata.entry_points(group=group), key=lambda e: e.name):
+            dist = ep.dist
+            label = ep.name if dist is None else f"{ep.name} ({dist.metadata['name']})"
+            if self.pm.get_plugin(ep.name) is not None or self.pm.is_blocked(ep.name):
+                continue
+            try:
+                plugin = ep.load()
+            except Exception as exc:
+                raise PluginError(
+                    f"plugin {label!r} failed to import {ep.value!r}: {type(exc).__name__}: {exc}",
+                    plugin=ep.name,
+                ) from exc
+            self._register(plugin, ep.name)
+            if dist is not None:
+                self.distributions[ep.name] = (dist.metadata["name"], dist.version)
+            log.debug("loaded plugin %s from entry point %s", ep.name, ep.value)
+
+    def _register(self, plugin: object, name: str | None) -> str:
+        try:
+            registered = self.pm.register(plugin, name=name)
+        except (pluggy.PluginValidationError, ValueError) as exc:
+            label = str(name or getattr(plugin, "__name__", repr(plugin)))
+            raise PluginError(f"plugin {label!r} is invalid: {exc}", plugin=label) from exc
+        assert registered is not None
+        return registered
+
+    def _check(self) -> None:
+        try:
+            self.pm.check_pending()
+        except pluggy.PluginValidationError as exc:
+            plugin = str(self.pm.get_name(exc.plugin) or repr(exc.plugin))
+            raise PluginError(
+                f"plugin {plugin!r} implements a hook that does not exist: {exc}", plugin=plugin
+            ) from exc
+
+    def register(self, plugin: object, name: str | None = None) -> str:
+        """Add a plugin after start-up (an order system's hook implementations, usually)."""
+        registered = self._register(plugin, name)
+        try:
+            self._check()
+        except PluginError:
+            self.pm.unregister(plugin)
+            raise
+        self.hooks.register_providers(self.registry, dists=self.distributions, only=plugin)
+        return registered
+
+    def unregister(self, plugin: object) -> None:
+        """Remove a plugin registered with :meth:`register` (its providers stay registered)."""
+        self.pm.unregister(plugin)
+
+    def plugin_names(self) -> list[str]:
+        """Names of every registered plugin."""
+        return sorted(name for name, _ in self.pm.list_name_plugin() if name)

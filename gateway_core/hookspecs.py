@@ -1,0 +1,79 @@
+"""The hook contract between gateway_core, provider plugins and order systems.
+
+Hooks are pluggy hooks of the project ``gateway_core``; every hook name starts with
+``gateway_``. A plugin is a module (or object) with functions decorated by :data:`hookimpl`,
+exposed through the ``gateway_core`` entry-point group or registered by hand on a
+:class:`gateway_core.PluginHost`.
+
+Provider plugins implement :func:`gateway_register_providers`. Order systems implement the
+lifecycle hooks: each receives one :class:`gateway_core.PaymentEvent`, is called after the
+ledger has committed the change, at least once (a handler that raises is retried later), and
+its return value is ignored. Handlers should be idempotent on ``event.event_id``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pluggy
+
+if TYPE_CHECKING:
+    from gateway_core._events import PaymentEvent
+    from gateway_core._registry import ProviderRegistry
+
+PROJECT = "gateway_core"
+
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@hookspec
+def gateway_register_providers(registry: ProviderRegistry) -> None:
+    """Register the gateway classes this plugin provides with ``registry.add(GatewayClass)``.
+
+    Called once per plugin when the plugin host starts. Registering a provider name that
+    another plugin already took is an error that names both plugins.
+    """
+
+
+@hookspec
+def gateway_payment_created(event: PaymentEvent) -> None:
+    """A payment was created at the provider and the customer can be sent to pay."""
+
+
+@hookspec
+def gateway_payment_paid(event: PaymentEvent) -> None:
+    """The provider confirmed the payment as paid (by a verified notification or an inquiry).
+
+    Fulfil the order here. Fired once per payment; a later duplicate notification does not
+    fire it again.
+    """
+
+
+@hookspec
+def gateway_payment_failed(event: PaymentEvent) -> None:
+    """The provider reported the payment as failed; the order may offer a new attempt."""
+
+
+@hookspec
+def gateway_payment_expired(event: PaymentEvent) -> None:
+    """The payment expired unpaid."""
+
+
+@hookspec
+def gateway_payment_cancelled(event: PaymentEvent) -> None:
+    """The payment was cancelled before it was paid."""
+
+
+@hookspec
+def gateway_payment_reversed(event: PaymentEvent) -> None:
+    """A paid payment was reversed by the provider; the order should be refunded or held."""
+
+
+@hookspec
+def gateway_payment_needs_review(event: PaymentEvent) -> None:
+    """Something suspicious or contradictory arrived and was recorded, not applied.
+
+    ``event.reason`` says what: a failure after paid, a paid notification for a cancelled or
+    superseded bill (money may need refunding), an amount or reference mismatch.
+    """
