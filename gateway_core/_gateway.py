@@ -56,6 +56,9 @@ class Gateway(abc.ABC):
     trust: ClassVar[TrustDeclaration]
     #: Configuration keys whose values are secrets (never echoed in errors or logs).
     secret_settings: ClassVar[frozenset[str]] = frozenset()
+    #: Optional ``"module:function"`` of a local emulator's command line, run by
+    #: ``gateway emulator <provider> ...``; the function takes ``argv`` and returns an exit code.
+    emulator_entry: ClassVar[str] = ""
 
     @classmethod
     @abc.abstractmethod
