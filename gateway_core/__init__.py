@@ -52,6 +52,8 @@ from gateway_core._models import (
 from gateway_core._plugins import Hooks, PluginHost
 from gateway_core._redact import get_logger, redact_text, register_secret
 from gateway_core._registry import ProviderInfo, ProviderRegistry
+from gateway_core._requests_transport import RequestsTransport
+from gateway_core._retry import ProviderClient, RetryPolicy
 from gateway_core._transport import HttpRequest, HttpResponse, MockTransport, Transport
 from gateway_core.hookspecs import hookimpl
 
@@ -88,6 +90,7 @@ __all__ = [
     "PaymentStatus",
     "PluginError",
     "PluginHost",
+    "ProviderClient",
     "ProviderConfigurationError",
     "ProviderError",
     "ProviderInfo",
@@ -98,6 +101,8 @@ __all__ = [
     "RedirectInstruction",
     "RedirectMethod",
     "ReferenceMismatch",
+    "RequestsTransport",
+    "RetryPolicy",
     "ReturnResult",
     "Settings",
     "SettingsReader",

@@ -59,6 +59,9 @@ class Gateway(abc.ABC):
     #: Optional ``"module:function"`` of a local emulator's command line, run by
     #: ``gateway emulator <provider> ...``; the function takes ``argv`` and returns an exit code.
     emulator_entry: ClassVar[str] = ""
+    #: Optional ``"module:factory"`` returning a :class:`gateway_core.sandbox.Sandbox` (a
+    #: local emulator the ``gateway demo`` command can drive).
+    sandbox_entry: ClassVar[str] = ""
 
     @classmethod
     @abc.abstractmethod

@@ -16,10 +16,20 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit
+
+import attrs
+
 from gateway_core._config import Settings
 from gateway_core._exceptions import GatewayError
+from gateway_core._models import Customer, Money, PaymentRequest, PaymentStatus
 from gateway_core._plugins import PluginHost
 from gateway_core._redact import redact_text
+from gateway_core._runtime import Runtime, build_runtime
+from gateway_core.ledger import PaymentRecord
+from gateway_core.web import make_wsgi_app
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -102,6 +112,268 @@ def _emulator(args: argparse.Namespace, out: TextIO) -> int:
     return int(result or 0)
 
 
+# -- commands on the configured ledger ---------------------------------------------------
+
+
+def _runtime(args: argparse.Namespace) -> Runtime:
+    return build_runtime(load_settings(args))
+
+
+def _record_dict(record: PaymentRecord) -> dict[str, Any]:
+    return {
+        "gateway": record.gateway,
+        "provider": record.provider,
+        "order_reference": record.order_reference,
+        "merchant_reference": record.merchant_reference,
+        "provider_reference": record.provider_reference,
+        "status": record.status.value,
+        "amount": str(record.amount.amount),
+        "currency": record.amount.currency,
+        "attempt": record.attempt,
+        "superseded": record.superseded,
+        "expires_at": record.expires_at.isoformat() if record.expires_at else None,
+        "updated_at": record.updated_at.isoformat(),
+    }
+
+
+def _record_line(record: PaymentRecord) -> str:
+    return (
+        f"{record.gateway:<12} {record.merchant_reference:<32} {record.status.value:<10} "
+        f"{record.amount!s:>18}  order={record.order_reference}"
+        f"{'  (superseded)' if record.superseded else ''}"
+    )
+
+
+@command("status")
+def _status(args: argparse.Namespace, out: TextIO) -> int:
+    with _runtime(args) as rt:
+        if args.reference:
+            gateway = args.gateway or _only_gateway(rt)
+            record = rt.service.payment(gateway, args.reference)
+            transitions = rt.ledger.transitions(record.id or 0)
+            data = {
+                "payment": _record_dict(record),
+                "transitions": [
+                    {
+                        "from": t.from_status.value if t.from_status else None,
+                        "to": t.to_status.value,
+                        "source": t.source,
+                        "at": t.at.isoformat(),
+                    }
+                    for t in transitions
+                ],
+                "events": [
+                    {
+                        "event_id": e.event_id,
+                        "kind": e.kind.value,
+                        "delivered": e.delivered_at is not None,
+                        "attempts": e.attempts,
+                    }
+                    for e in rt.ledger.outbox(payment_id=record.id)
+                ],
+            }
+            lines = [_record_line(record), "transitions:"]
+            lines += [
+                f"  {t['at']}  {t['from'] or '-'} -> {t['to']}  ({t['source']})"
+                for t in data["transitions"]
+            ]
+            lines.append("hook events:")
+            lines += [
+                f"  {e['kind']:<12} {'delivered' if e['delivered'] else 'PENDING'}"
+                f"  attempts={e['attempts']}  id={e['event_id']}"
+                for e in data["events"]
+            ]
+            _emit(args, out, data, "\n".join(lines))
+            return EXIT_OK
+        status = PaymentStatus(args.status) if args.status else None
+        records = rt.ledger.list_payments(gateway=args.gateway, status=status, limit=args.limit)
+        counts = {k.value: v for k, v in rt.ledger.counts_by_status().items()}
+        pending_events = len(rt.ledger.outbox(delivered=False))
+        summary = ", ".join(f"{k}={v}" for k, v in sorted(counts.items())) or "no payments"
+        lines = [f"ledger: {summary}; undelivered hook events: {pending_events}"]
+        lines += [_record_line(r) for r in records]
+        _emit(
+            args,
+            out,
+            {
+                "counts": counts,
+                "undelivered_events": pending_events,
+                "payments": [_record_dict(r) for r in records],
+            },
+            "\n".join(lines),
+        )
+        return EXIT_OK
+
+
+def _only_gateway(rt: Runtime) -> str:
+    names = sorted(rt.gateways)
+    if len(names) != 1:
+        raise CommandError(
+            f"several gateways are configured ({', '.join(names) or 'none'}); pass --gateway"
+        )
+    return names[0]
+
+
+@command("reconcile")
+def _reconcile(args: argparse.Namespace, out: TextIO) -> int:
+    with _runtime(args) as rt:
+        quiet = args.json
+
+        def progress(record: PaymentRecord, verdict: str) -> None:
+            if not quiet:
+                out.write(f"  {record.merchant_reference}: {verdict} ({record.status.value})\n")
+                out.flush()
+
+        report = rt.service.reconcile(
+            gateway_names=[args.gateway] if args.gateway else None,
+            limit=args.limit,
+            min_interval=args.interval,
+            grace=timedelta(seconds=args.grace) if args.grace is not None else None,
+            progress=progress,
+        )
+        data = attrs.asdict(report)
+        text = (
+            f"reconciled: examined={report.examined} changed={report.changed} "
+            f"unchanged={report.unchanged} waiting={report.waiting} errors={report.errors} "
+            f"reviews={report.reviews}"
+        )
+        _emit(args, out, data, text)
+        return EXIT_OK if report.errors == 0 else EXIT_ERROR
+
+
+@command("redeliver")
+def _redeliver(args: argparse.Namespace, out: TextIO) -> int:
+    with _runtime(args) as rt:
+        report = rt.service.redeliver(limit=args.limit, force=args.force)
+        remaining = len(rt.ledger.outbox(delivered=False))
+        data = {"delivered": report.delivered, "failed": report.failed, "remaining": remaining}
+        _emit(
+            args,
+            out,
+            data,
+            f"hook events delivered={report.delivered} failed={report.failed} "
+            f"still pending={remaining}",
+        )
+        return EXIT_OK if report.failed == 0 else EXIT_ERROR
+
+
+@command("inquire")
+def _inquire(args: argparse.Namespace, out: TextIO) -> int:
+    with _runtime(args) as rt:
+        gateway = args.gateway or _only_gateway(rt)
+        record = rt.service.inquire(gateway, args.reference)
+        _emit(args, out, _record_dict(record), _record_line(record))
+        return EXIT_OK
+
+
+@command("cancel")
+def _cancel(args: argparse.Namespace, out: TextIO) -> int:
+    with _runtime(args) as rt:
+        gateway = args.gateway or _only_gateway(rt)
+        record = rt.service.cancel(gateway, args.reference, args.reason)
+        _emit(args, out, _record_dict(record), _record_line(record))
+        return EXIT_OK
+
+
+@command("create")
+def _create(args: argparse.Namespace, out: TextIO) -> int:
+    with _runtime(args) as rt:
+        gateway = args.gateway or _only_gateway(rt)
+        try:
+            amount = Money(args.amount, args.currency)
+        except (TypeError, ValueError) as exc:
+            raise CommandError(f"bad amount: {exc}") from None
+        request = PaymentRequest(
+            order_reference=args.order,
+            amount=amount,
+            customer=Customer(args.customer_name, email=args.email, phone=args.phone),
+            description=args.description,
+            return_url=args.return_url,
+        )
+        started = rt.service.start_payment(gateway, request)
+        data = _record_dict(started.payment)
+        data["redirect_url"] = started.redirect.url
+        data["reused"] = started.reused
+        _emit(
+            args,
+            out,
+            data,
+            _record_line(started.payment)
+            + f"\nsend the customer to: {started.redirect.url}"
+            + ("\n(an existing payable attempt was reused)" if started.reused else ""),
+        )
+        return EXIT_OK
+
+
+@command("verify")
+def _verify(args: argparse.Namespace, out: TextIO) -> int:
+    with _runtime(args) as rt:
+        gateway = args.gateway or _only_gateway(rt)
+        if args.kind == "notification":
+            try:
+                body = Path(args.source).read_bytes() if args.source != "-" else sys.stdin.buffer.read()
+            except OSError as exc:
+                raise CommandError(f"cannot read {args.source}: {exc.strerror}") from None
+            checks = rt.service.check_notification(gateway, body)
+        else:
+            query = dict(parse_qsl(urlsplit(args.source).query, keep_blank_values=True))
+            checks = rt.service.check_return(gateway, query)
+        valid = all(check.ok for check in checks)
+        lines = [f"{'VALID' if valid else 'INVALID'} {args.kind} for gateway {gateway}"]
+        lines += [
+            f"  [{'ok' if c.ok else 'FAIL'}] {c.name}{': ' + c.detail if c.detail else ''}"
+            for c in checks
+        ]
+        data = {"valid": valid, "checks": [attrs.asdict(c) for c in checks]}
+        _emit(args, out, data, "\n".join(lines))
+        return EXIT_OK if valid else EXIT_ERROR
+
+
+@command("serve")
+def _serve(args: argparse.Namespace, out: TextIO) -> int:
+    settings = load_settings(args)
+    with build_runtime(settings) as rt:
+        app = make_wsgi_app(
+            rt.service,
+            prefix=args.prefix,
+            return_page=args.return_page,
+            allowed_sources=args.allow or None,
+            trusted_proxies=args.trusted_proxy,
+        )
+        try:
+            import waitress
+        except ImportError:
+            raise CommandError(
+                "`gateway serve` needs waitress: pip install 'gateway-core[serve]'"
+            ) from None
+        for name in sorted(rt.gateways):
+            out.write(
+                f"{name}: notifications POST http://{args.host}:{args.port}{args.prefix}"
+                f"/notify/{name}  returns GET .../return/{name}\n"
+            )
+        out.flush()
+        waitress.serve(app, host=args.host, port=args.port, threads=args.threads, ident="gateway")
+    return EXIT_OK
+
+
+@command("demo")
+def _demo(args: argparse.Namespace, out: TextIO) -> int:
+    from gateway_core.demo import DemoOptions, run_demo
+
+    options = DemoOptions(
+        provider=args.provider,
+        customer=args.customer,
+        duplicate_notifications=args.duplicate_notifications,
+        drop_notifications=args.drop_notifications,
+        amount=args.amount,
+        keep_ledger=args.keep_ledger,
+    )
+    result = run_demo(options, out=None if args.json else out)
+    if args.json:
+        _emit(args, out, result, "")
+    return EXIT_OK if result["ok"] else EXIT_ERROR
+
+
 # -- argument parsing -------------------------------------------------------------------
 
 
@@ -125,6 +397,72 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     add("providers", "list installed providers, their plugin, version and capabilities")
+
+    p = add("demo", "run a complete payment against a provider's emulator, on a throwaway ledger")
+    p.add_argument("--provider", default="", help="provider to demo (default: the first with a sandbox)")
+    p.add_argument(
+        "--customer", choices=["pay", "fail", "abandon"], default="pay", help="what the customer does"
+    )
+    p.add_argument("--duplicate-notifications", type=int, default=0, metavar="N",
+                   help="the emulator delivers each notification N extra times")
+    p.add_argument("--drop-notifications", action="store_true",
+                   help="the emulator never delivers notifications; reconcile settles the payment")
+    p.add_argument("--amount", default="2000", help="amount in IDR (default 2000)")
+    p.add_argument("--keep-ledger", action="store_true", help="keep the throwaway SQLite file")
+
+    p = add("serve", "serve the notification and return endpoints with waitress")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--threads", type=int, default=8)
+    p.add_argument("--prefix", default="", help="URL prefix, e.g. /payments")
+    p.add_argument("--return-page", default="/", help="where customers go after a return")
+    p.add_argument("--allow", action="append", default=[], metavar="CIDR",
+                   help="only accept notifications from these addresses (repeatable)")
+    p.add_argument("--trusted-proxy", action="append", default=[], metavar="CIDR",
+                   help="reverse proxies whose X-Forwarded-For is believed (repeatable)")
+
+    p = add("create", "create a payment and print where to send the customer")
+    p.add_argument("--gateway", help="configured gateway name (default: the only one)")
+    p.add_argument("--order", required=True, help="order reference")
+    p.add_argument("--amount", required=True, help="decimal amount, e.g. 2000")
+    p.add_argument("--currency", default="IDR")
+    p.add_argument("--description", default="Order payment")
+    p.add_argument("--customer-name", default="Customer")
+    p.add_argument("--email", default="")
+    p.add_argument("--phone", default="")
+    p.add_argument("--return-url", required=True, help="the customer's return URL")
+
+    for name, help_text in (
+        ("inquire", "ask the provider for a payment's status and apply it"),
+        ("cancel", "cancel an unpaid payment at the provider"),
+    ):
+        p = add(name, help_text)
+        p.add_argument("reference", help="merchant reference (bill number)")
+        p.add_argument("--gateway", help="configured gateway name (default: the only one)")
+        if name == "cancel":
+            p.add_argument("--reason", default="", help="cancellation reason sent to the provider")
+
+    p = add("status", "show the ledger: counts, recent payments, or one payment's history")
+    p.add_argument("reference", nargs="?", help="merchant reference for one payment's history")
+    p.add_argument("--gateway", help="configured gateway name")
+    p.add_argument("--status", choices=[s.value for s in PaymentStatus])
+    p.add_argument("--limit", type=int, default=20)
+
+    p = add("reconcile", "inquire stuck payments (pending/unknown) and apply the answers")
+    p.add_argument("--gateway", help="only this configured gateway")
+    p.add_argument("--limit", type=int, default=100, help="at most this many payments")
+    p.add_argument("--interval", type=float, default=0.2, help="seconds between inquiries")
+    p.add_argument("--grace", type=float, default=None,
+                   help="only payments untouched for this many seconds (default 300)")
+
+    p = add("redeliver", "deliver pending hook events from the outbox")
+    p.add_argument("--limit", type=int, default=1000)
+    p.add_argument("--force", action="store_true", help="ignore the retry schedule")
+
+    p = add("verify", "check a saved notification body or a return URL, naming what fails")
+    p.add_argument("kind", choices=["notification", "return"])
+    p.add_argument("source", help="notification: a file (or -); return: the full return URL")
+    p.add_argument("--gateway", help="configured gateway name (default: the only one)")
     p = add("emulator", "run a provider's local emulator (e.g. `gateway emulator faspay_dana`)")
     p.add_argument("provider", help="installed provider name")
     p.add_argument("emulator_args", nargs=argparse.REMAINDER, help="options passed to the emulator")

@@ -1,0 +1,280 @@
+"""``gateway demo``: a whole payment, end to end, on a laptop.
+
+It starts the provider's emulator and the merchant endpoints on free loopback ports with a
+throwaway SQLite ledger, creates a payment, plays the customer (open the redirect, act on the
+provider's page, follow the return), waits for the notification, and prints the story with
+the ledger's final state and the hook events the demo's order system received.
+"""
+
+from __future__ import annotations
+
+import importlib
+import shutil
+import socketserver
+import tempfile
+import threading
+import time
+import wsgiref.simple_server
+from collections.abc import Callable, Iterable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, TextIO
+
+import attrs
+
+from gateway_core._config import Settings
+from gateway_core._events import EventKind, PaymentEvent
+from gateway_core._exceptions import GatewayError
+from gateway_core._models import Customer, LineItem, Money, PaymentRequest, PaymentStatus
+from gateway_core._plugins import PluginHost
+from gateway_core._redact import mask_url
+from gateway_core._runtime import build_runtime
+from gateway_core.hookspecs import hookimpl
+from gateway_core.sandbox import CustomerAction, Sandbox, SandboxFaults
+from gateway_core.web import make_wsgi_app
+
+GATEWAY_NAME = "demo"
+
+
+@attrs.frozen
+class DemoOptions:
+    """What the demo does."""
+
+    provider: str = ""
+    customer: str = "pay"
+    duplicate_notifications: int = 0
+    drop_notifications: bool = False
+    amount: str = "2000"
+    currency: str = "IDR"
+    keep_ledger: bool = False
+    notification_timeout: float = 15.0
+
+
+class DemoOrderSystem:
+    """The demo's order system: applies each event once (by event id) and says so."""
+
+    def __init__(self, say: Callable[[str], None]) -> None:
+        self._say = say
+        self._lock = threading.Lock()
+        self.received: list[PaymentEvent] = []
+        self.applied: dict[str, PaymentEvent] = {}
+
+    def _handle(self, event: PaymentEvent) -> None:
+        with self._lock:
+            self.received.append(event)
+            duplicate = event.event_id in self.applied
+            if not duplicate:
+                self.applied[event.event_id] = event
+        note = " (already applied: ignored)" if duplicate else ""
+        self._say(
+            f"   order system: {event.kind.value} event for order {event.order_reference}{note}"
+        )
+
+    @hookimpl
+    def gateway_payment_created(self, event: PaymentEvent) -> None:
+        self._handle(event)
+
+    @hookimpl
+    def gateway_payment_paid(self, event: PaymentEvent) -> None:
+        self._handle(event)
+
+    @hookimpl
+    def gateway_payment_failed(self, event: PaymentEvent) -> None:
+        self._handle(event)
+
+    @hookimpl
+    def gateway_payment_expired(self, event: PaymentEvent) -> None:
+        self._handle(event)
+
+    @hookimpl
+    def gateway_payment_cancelled(self, event: PaymentEvent) -> None:
+        self._handle(event)
+
+    @hookimpl
+    def gateway_payment_reversed(self, event: PaymentEvent) -> None:
+        self._handle(event)
+
+    @hookimpl
+    def gateway_payment_needs_review(self, event: PaymentEvent) -> None:
+        self._handle(event)
+
+
+class _QuietHandler(wsgiref.simple_server.WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        return None
+
+
+class _ThreadingWSGIServer(socketserver.ThreadingMixIn, wsgiref.simple_server.WSGIServer):
+    daemon_threads = True
+
+
+class _LateApp:
+    """A WSGI app whose target is set after the server has a port."""
+
+    def __init__(self) -> None:
+        self.target: Any = None
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        result: Iterable[bytes] = self.target(environ, start_response)
+        return result
+
+
+def _pick_sandbox(host: PluginHost, provider: str) -> tuple[str, Sandbox]:
+    candidates = [info for info in host.registry if info.gateway_class.sandbox_entry]
+    if provider:
+        candidates = [info for info in candidates if info.name == provider]
+        if not candidates:
+            raise GatewayError(f"provider {provider!r} is not installed or ships no sandbox")
+    if not candidates:
+        raise GatewayError("no installed provider ships a sandbox for the demo")
+    info = candidates[0]
+    module, _, factory = info.gateway_class.sandbox_entry.partition(":")
+    sandbox: Sandbox = getattr(importlib.import_module(module), factory)()
+    return info.name, sandbox
+
+
+def run_demo(options: DemoOptions, *, out: TextIO | None) -> dict[str, Any]:
+    """Run the demo; print the story to ``out`` (None: silent). Returns a summary."""
+    import requests
+
+    def say(text: str) -> None:
+        if out is not None:
+            out.write(text + "\n")
+            out.flush()
+
+    host = PluginHost()
+    provider, sandbox = _pick_sandbox(host, options.provider)
+    workdir = Path(tempfile.mkdtemp(prefix="gateway-demo-"))
+    late = _LateApp()
+    server = wsgiref.simple_server.make_server(
+        "127.0.0.1", 0, late, server_class=_ThreadingWSGIServer, handler_class=_QuietHandler
+    )
+    base = f"http://127.0.0.1:{server.server_port}"
+    thread = threading.Thread(target=server.serve_forever, name="demo-merchant", daemon=True)
+    orders = DemoOrderSystem(say)
+    summary: dict[str, Any] = {"ok": False, "provider": provider}
+    try:
+        say(f"== gateway demo: a {provider} payment, end to end, on loopback ==")
+        faults = SandboxFaults(
+            duplicate_notifications=options.duplicate_notifications,
+            drop_notifications=options.drop_notifications,
+        )
+        gateway_settings = dict(
+            sandbox.start(
+                notification_url=f"{base}/notify/{GATEWAY_NAME}",
+                return_url=f"{base}/return/{GATEWAY_NAME}",
+                faults=faults,
+            )
+        )
+        gateway_settings["provider"] = provider
+        settings = Settings(
+            providers={GATEWAY_NAME: gateway_settings},
+            ledger_url=f"sqlite:///{workdir / 'ledger.db'}",
+            source="demo",
+        )
+        runtime = build_runtime(settings, host=host, plugins=[orders], environ={})
+        service = runtime.service
+        late.target = make_wsgi_app(service, return_page=f"{base}/thanks")
+        thread.start()
+        say(f"1. Started the {provider} emulator and the merchant endpoints on {base}")
+        say(f"   notification endpoint: {base}/notify/{GATEWAY_NAME}")
+        say(f"   ledger: SQLite at {workdir / 'ledger.db'} (throwaway)")
+        if faults.drop_notifications:
+            say("   fault injected: the emulator drops every notification")
+        if faults.duplicate_notifications:
+            say(f"   fault injected: each notification is delivered "
+                f"{faults.duplicate_notifications} extra times")
+
+        order = f"DEMO-{int(time.time())}"
+        amount = Money(options.amount, options.currency)
+        request = PaymentRequest(
+            order_reference=order,
+            amount=amount,
+            customer=Customer("Budi Santoso", email="budi@example.com", phone="081234567890"),
+            description=f"Order {order}",
+            return_url=f"{base}/return/{GATEWAY_NAME}",
+            items=(LineItem("Kopi Luwak 100g", 1, amount),),
+        )
+        started = service.start_payment(GATEWAY_NAME, request)
+        record = started.payment
+        say(
+            f"2. Created the payment: order {order}, {amount}, bill {record.merchant_reference},"
+            f" provider transaction {record.provider_reference}; ledger status "
+            f"{record.status.value}"
+        )
+        say(f"   redirect the customer to {mask_url(started.redirect.url)} (signature hidden)")
+
+        action = CustomerAction(options.customer)
+        visit = sandbox.customer(started.redirect, action)
+        say(f"3. The customer opens the redirect and chooses '{action.value}' on the page:")
+        for step in visit.steps:
+            say(f"   - {step}")
+        if visit.return_url:
+            reply = requests.get(visit.return_url, allow_redirects=False, timeout=10)
+            say(
+                f"4. The browser returns to the merchant: HTTP {reply.status_code} -> "
+                f"{reply.headers.get('Location', '')}"
+            )
+            say("   (the return only triggered an inquiry; it settles nothing by itself)")
+        else:
+            say("4. The customer never came back to the shop")
+
+        deliveries = sandbox.wait_for_notifications(options.notification_timeout)
+        say(f"5. Notifications: the emulator made {len(deliveries)} delivery attempt(s)")
+        for delivery in deliveries:
+            say(f"   - status {delivery.get('status')} -> merchant replied "
+                f"{delivery.get('reply', '')}")
+        record = service.payment(GATEWAY_NAME, record.merchant_reference)
+        if action is CustomerAction.ABANDON or not record.status.is_final:
+            sandbox.settle_pending()
+            sandbox.wait_for_notifications(options.notification_timeout)
+            record = service.payment(GATEWAY_NAME, record.merchant_reference)
+        if not record.status.is_final:
+            say("6. The payment is still open locally: running reconcile (inquiry)")
+            report = service.reconcile(grace=timedelta(0), min_interval=0)
+            say(f"   reconcile: examined={report.examined} changed={report.changed}")
+            record = service.payment(GATEWAY_NAME, record.merchant_reference)
+        else:
+            say("6. No reconcile needed")
+        service.redeliver()
+
+        transitions = runtime.ledger.transitions(record.id or 0)
+        say(f"7. Ledger final state: {record.merchant_reference} is {record.status.value.upper()}")
+        for t in transitions:
+            say(f"   {t.from_status.value if t.from_status else '-'} -> {t.to_status.value}"
+                f"  ({t.source})")
+        kinds = [event.kind for event in orders.applied.values()]
+        say("8. Hook events the order system applied: "
+            + (", ".join(k.value for k in kinds) or "none"))
+        paid_events = kinds.count(EventKind.PAID)
+        say(f"   paid events: {paid_events}; deliveries received by the order system: "
+            f"{len(orders.received)}")
+        expected = {
+            "pay": PaymentStatus.PAID,
+            "fail": PaymentStatus.FAILED,
+            "abandon": PaymentStatus.EXPIRED,
+        }[action.value]
+        ok = record.status is expected and paid_events == (1 if expected is PaymentStatus.PAID
+                                                            else 0)
+        say(f"== {'OK' if ok else 'UNEXPECTED'}: payment {record.status.value}, "
+            f"{paid_events} paid event(s) ==")
+        summary.update(
+            ok=ok,
+            order=order,
+            merchant_reference=record.merchant_reference,
+            status=record.status.value,
+            transitions=[t.to_status.value for t in transitions],
+            events=[k.value for k in kinds],
+            paid_events=paid_events,
+            notification_attempts=len(deliveries),
+        )
+        runtime.close()
+        return summary
+    finally:
+        server.shutdown() if thread.is_alive() else None
+        server.server_close()
+        sandbox.stop()
+        if options.keep_ledger:
+            say(f"ledger kept at {workdir / 'ledger.db'}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)

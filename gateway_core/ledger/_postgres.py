@@ -1,0 +1,379 @@
+"""The ledger in PostgreSQL (psycopg 3), for deployments with several application servers.
+
+psycopg is imported when a :class:`PostgresLedger` is created, so SQLite users need not
+install it (``pip install 'gateway-core[postgres]'``).
+
+Each thread gets its own connection (``threading.local``), opened on first use, with
+autocommit off and READ COMMITTED isolation; every method is one explicit transaction. The
+compare-and-set ``UPDATE ... WHERE status = expected`` is correct at READ COMMITTED: a second
+writer waits on the row lock, re-reads the row once the first commits, and matches nothing.
+A duplicate receipt insert (``ON CONFLICT DO NOTHING``) likewise waits for the first insert
+to commit or roll back. A deadlock (two transactions enqueueing the same events in opposite
+orders) or a serialization failure is retried from the start: nothing was committed. Workers
+claim outbox events with ``FOR UPDATE SKIP LOCKED``. :meth:`PostgresLedger.migrate` holds a
+transaction-level advisory lock, so servers starting together migrate once.
+
+Tables live in ``schema`` (default ``public``); tests use a throw-away schema each.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import threading
+import weakref
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import urlsplit, urlunsplit
+
+from gateway_core._exceptions import ConfigurationError, LedgerError
+from gateway_core._redact import redact_text
+from gateway_core.ledger._base import Rollback, SQLLedger, T, Tx
+
+if TYPE_CHECKING:
+    import psycopg
+
+#: How many times a transaction that deadlocked or lost its connection is tried in all.
+_ATTEMPTS = 4
+
+_SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+# Connections inherited through fork() must not be closed by the child: closing sends the
+# server a Terminate message over the socket the parent still uses. They are parked here.
+_INHERITED: list[Any] = []
+
+_MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: (
+        """CREATE TABLE {p}gw_payments (
+            id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            gateway TEXT NOT NULL,
+            provider TEXT NOT NULL,
+            order_reference TEXT NOT NULL,
+            merchant_reference TEXT NOT NULL,
+            provider_reference TEXT NOT NULL DEFAULT '',
+            status TEXT NOT NULL,
+            amount_minor BIGINT NOT NULL CHECK (amount_minor >= 0),
+            currency TEXT NOT NULL CHECK (length(currency) = 3),
+            merchant_id TEXT NOT NULL DEFAULT '',
+            attempt INTEGER NOT NULL CHECK (attempt >= 1),
+            superseded BOOLEAN NOT NULL DEFAULT FALSE,
+            expires_at TIMESTAMPTZ,
+            created_at TIMESTAMPTZ NOT NULL,
+            updated_at TIMESTAMPTZ NOT NULL,
+            version INTEGER NOT NULL CHECK (version >= 1),
+            CONSTRAINT gw_payments_merchant_reference_key UNIQUE (gateway, merchant_reference),
+            CONSTRAINT gw_payments_attempt_key UNIQUE (gateway, order_reference, attempt)
+        )""",
+        "CREATE INDEX gw_payments_reconcile_idx ON {p}gw_payments (status, updated_at)",
+        "CREATE INDEX gw_payments_created_idx ON {p}gw_payments (created_at)",
+        """CREATE TABLE {p}gw_transitions (
+            id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            payment_id BIGINT NOT NULL REFERENCES {p}gw_payments (id),
+            from_status TEXT NOT NULL,
+            to_status TEXT NOT NULL,
+            source TEXT NOT NULL,
+            event_key TEXT NOT NULL DEFAULT '',
+            at TIMESTAMPTZ NOT NULL
+        )""",
+        "CREATE INDEX gw_transitions_payment_idx ON {p}gw_transitions (payment_id, id)",
+        """CREATE TABLE {p}gw_receipts (
+            gateway TEXT NOT NULL,
+            receipt_key TEXT NOT NULL CHECK (receipt_key <> ''),
+            payment_id BIGINT REFERENCES {p}gw_payments (id),
+            received_at TIMESTAMPTZ NOT NULL,
+            CONSTRAINT gw_receipts_pkey PRIMARY KEY (gateway, receipt_key)
+        )""",
+        """CREATE TABLE {p}gw_journal (
+            id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            gateway TEXT NOT NULL,
+            merchant_reference TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            verdict TEXT NOT NULL,
+            reason TEXT NOT NULL DEFAULT '',
+            body TEXT NOT NULL DEFAULT '',
+            received_at TIMESTAMPTZ NOT NULL
+        )""",
+        "CREATE INDEX gw_journal_reference_idx ON {p}gw_journal (gateway, merchant_reference, id)",
+        """CREATE FUNCTION {p}gw_journal_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN RAISE EXCEPTION 'gw_journal is append-only'; END $$""",
+        """CREATE TRIGGER gw_journal_append_only BEFORE UPDATE ON {p}gw_journal
+        FOR EACH ROW EXECUTE FUNCTION {p}gw_journal_append_only()""",
+        """CREATE TABLE {p}gw_outbox (
+            id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            event_id TEXT NOT NULL,
+            payment_id BIGINT REFERENCES {p}gw_payments (id),
+            kind TEXT NOT NULL,
+            payload JSONB NOT NULL,
+            created_at TIMESTAMPTZ NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+            delivered_at TIMESTAMPTZ,
+            last_error TEXT NOT NULL DEFAULT '',
+            next_attempt_at TIMESTAMPTZ NOT NULL,
+            CONSTRAINT gw_outbox_event_id_key UNIQUE (event_id)
+        )""",
+        "CREATE INDEX gw_outbox_due_idx ON {p}gw_outbox (next_attempt_at, id) "
+        "WHERE delivered_at IS NULL",
+        "CREATE INDEX gw_outbox_payment_idx ON {p}gw_outbox (payment_id, id)",
+    ),
+}
+
+
+def _import_psycopg() -> None:
+    try:
+        import psycopg  # noqa: F401
+    except ImportError as exc:
+        raise ConfigurationError(
+            "the PostgreSQL ledger needs psycopg 3: pip install 'gateway-core[postgres]'",
+            key="ledger.url",
+        ) from exc
+
+
+def mask_conninfo(conninfo: str) -> str:
+    """``conninfo`` with any password replaced, fit for messages and ``repr``."""
+    if "://" in conninfo:
+        try:
+            parts = urlsplit(conninfo)
+        except ValueError:
+            return "postgresql://[redacted]"
+        netloc = parts.netloc
+        if "@" in netloc:
+            userinfo, host = netloc.rsplit("@", 1)
+            if ":" in userinfo:
+                userinfo = userinfo.split(":", 1)[0] + ":[redacted]"
+            netloc = f"{userinfo}@{host}"
+        query = re.sub(r"(?i)(password=)[^&]*", r"\1[redacted]", parts.query)
+        return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    return re.sub(r"(?i)(password\s*=\s*)('[^']*'|\S+)", r"\1[redacted]", conninfo)
+
+
+def _release(conn: Any, owner_pid: int) -> None:
+    if os.getpid() != owner_pid:
+        _INHERITED.append(conn)
+        return
+    with contextlib.suppress(Exception):  # closing a broken connection
+        conn.close()
+
+
+class _Slot:
+    """One thread's connection; when the thread ends, the slot is dropped and closes it."""
+
+    __slots__ = ("__weakref__", "conn", "pid")
+
+    def __init__(self, conn: psycopg.Connection[tuple[Any, ...]], pid: int) -> None:
+        self.conn = conn
+        self.pid = pid
+
+
+class _PostgresTx:
+    __slots__ = ("_cur",)
+
+    def __init__(self, cur: psycopg.Cursor[tuple[Any, ...]]) -> None:
+        self._cur = cur
+
+    def execute(self, sql: str, params: tuple[Any, ...] = ()) -> int:
+        self._cur.execute(sql, params or None)
+        return self._cur.rowcount
+
+    def one(self, sql: str, params: tuple[Any, ...] = ()) -> tuple[Any, ...] | None:
+        self._cur.execute(sql, params or None)
+        return self._cur.fetchone()
+
+    def all(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        self._cur.execute(sql, params or None)
+        return self._cur.fetchall()
+
+
+class PostgresLedger(SQLLedger):
+    """The ledger in a PostgreSQL database (see the module docstring).
+
+    ``conninfo`` is a libpq connection string or ``postgresql://`` URL. ``schema`` holds the
+    tables (created by :meth:`migrate` when missing). ``connect_timeout`` (seconds) applies
+    when the connection string sets none. Connections open lazily, on first use in each
+    thread.
+    """
+
+    placeholder: ClassVar[str] = "%s"
+    claim_lock_clause: ClassVar[str] = " FOR UPDATE SKIP LOCKED"
+    version_table_columns: ClassVar[str] = (
+        "version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL"
+    )
+
+    def __init__(
+        self,
+        conninfo: str,
+        *,
+        schema: str = "public",
+        connect_timeout: int = 10,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        if not isinstance(schema, str) or not _SCHEMA_NAME.match(schema):
+            raise ConfigurationError(
+                "the PostgreSQL schema must be a plain identifier (letters, digits, _)",
+                key="schema",
+            )
+        super().__init__(table_prefix=f'"{schema}".', clock=clock)
+        _import_psycopg()
+        from psycopg.conninfo import conninfo_to_dict
+
+        try:
+            params = conninfo_to_dict(conninfo)
+        except Exception as exc:
+            raise ConfigurationError(
+                f"invalid PostgreSQL connection string {mask_conninfo(conninfo)}", key="ledger.url"
+            ) from exc
+        self._conninfo = conninfo
+        self._connect_kwargs: dict[str, Any] = {}
+        if "connect_timeout" not in params:
+            self._connect_kwargs["connect_timeout"] = connect_timeout
+        self._schema = schema
+        self._lock_key = int.from_bytes(
+            hashlib.sha256(f"gateway_core.ledger:{schema}".encode()).digest()[:8],
+            "big",
+            signed=True,
+        )
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._finalizers: list[tuple[int, weakref.finalize[Any, Any]]] = []
+        self._closed = False
+
+    @property
+    def schema(self) -> str:
+        """The schema holding the ledger's tables."""
+        return self._schema
+
+    def __repr__(self) -> str:
+        return f"PostgresLedger({mask_conninfo(self._conninfo)!r}, schema={self._schema!r})"
+
+    # -- connections -------------------------------------------------------------------------
+
+    def _connect(self) -> psycopg.Connection[tuple[Any, ...]]:
+        import psycopg
+
+        conn = psycopg.connect(self._conninfo, autocommit=False, **self._connect_kwargs)
+        conn.isolation_level = psycopg.IsolationLevel.READ_COMMITTED
+        return conn
+
+    def _connection(self) -> psycopg.Connection[tuple[Any, ...]]:
+        """This thread's connection, opened on first use (and again after it broke)."""
+        self._check_open()
+        pid = os.getpid()
+        slot: _Slot | None = getattr(self._local, "slot", None)
+        if slot is not None and slot.pid == pid and not slot.conn.closed:
+            return slot.conn
+        conn = self._connect()
+        slot = _Slot(conn, pid)
+        finalizer = weakref.finalize(slot, _release, conn, pid)
+        with self._lock:
+            if self._closed:
+                finalizer()
+                raise LedgerError("the ledger is closed")
+            self._finalizers = [(p, f) for p, f in self._finalizers if f.alive]
+            self._finalizers.append((pid, finalizer))
+        self._local.slot = slot
+        return conn
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise LedgerError("the ledger is closed")
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            finalizers, self._finalizers = self._finalizers, []
+        pid = os.getpid()
+        for owner, finalizer in finalizers:
+            if owner == pid:
+                finalizer()
+            else:
+                finalizer.detach()
+
+    # -- transactions ------------------------------------------------------------------------
+
+    def _run(self, operation: str, work: Callable[[Tx], T], *, write: bool) -> T:
+        import psycopg
+        from psycopg import errors
+
+        attempt = 0
+        while True:
+            attempt += 1
+            committing = False
+            conn: psycopg.Connection[tuple[Any, ...]] | None = None
+            try:
+                conn = self._connection()
+                with conn.cursor() as cur:
+                    try:
+                        result = work(_PostgresTx(cur))
+                    except Rollback as rollback:
+                        conn.rollback()
+                        return rollback.value  # type: ignore[return-value]
+                    except BaseException:
+                        _rollback(conn)
+                        raise
+                    committing = True
+                    conn.commit()
+                    return result
+            except (errors.DeadlockDetected, errors.SerializationFailure) as exc:
+                if conn is not None:
+                    _rollback(conn)
+                if attempt < _ATTEMPTS:
+                    continue
+                raise _ledger_error(operation, exc) from exc
+            except psycopg.OperationalError as exc:
+                if conn is None:  # could not connect at all
+                    raise _ledger_error(operation, exc) from exc
+                if not (conn.broken or conn.closed):
+                    _rollback(conn)
+                    raise _ledger_error(operation, exc) from exc
+                conn.close()
+                # A connection lost before COMMIT was sent committed nothing: retry on a new
+                # one. Lost during COMMIT, the outcome is unknown: report it.
+                if not committing and attempt < _ATTEMPTS:
+                    continue
+                raise _ledger_error(operation, exc) from exc
+            except psycopg.Error as exc:
+                if conn is not None:
+                    _rollback(conn)
+                raise _ledger_error(operation, exc) from exc
+
+    # -- dialect -----------------------------------------------------------------------------
+
+    def _migrations(self) -> Mapping[int, tuple[str, ...]]:
+        return _MIGRATIONS
+
+    def _before_migrate(self, tx: Tx) -> None:
+        # Serialises concurrent migrations of this schema (released at commit). CREATE SCHEMA
+        # needs the CREATE privilege on the database even with IF NOT EXISTS: only when missing.
+        tx.one("SELECT pg_advisory_xact_lock(%s)", (self._lock_key,))
+        if tx.one("SELECT 1 FROM pg_namespace WHERE nspname = %s", (self._schema,)) is None:
+            tx.execute(f'CREATE SCHEMA IF NOT EXISTS "{self._schema}"')
+
+    def _dump_json(self, value: dict[str, Any]) -> Any:
+        from psycopg.types.json import Jsonb
+
+        return Jsonb(value)
+
+    def schema_version(self) -> int:
+        def work(tx: Tx) -> int:
+            exists = tx.one(
+                "SELECT to_regclass(%s) IS NOT NULL", (f'"{self._schema}".gw_schema_version',)
+            )
+            if not exists or not exists[0]:
+                return 0
+            row = tx.one(self._sql("SELECT COALESCE(MAX(version), 0) FROM {p}gw_schema_version"))
+            return int(row[0]) if row else 0
+
+        return self._run("schema_version", work, write=False)
+
+
+def _rollback(conn: psycopg.Connection[tuple[Any, ...]]) -> None:
+    if conn.closed or conn.broken:
+        return
+    with contextlib.suppress(Exception):  # the transaction is gone with the connection
+        conn.rollback()
+
+
+def _ledger_error(operation: str, exc: BaseException) -> LedgerError:
+    return LedgerError(f"PostgreSQL ledger {operation} failed: {redact_text(str(exc))}")

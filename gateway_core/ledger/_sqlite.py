@@ -1,0 +1,372 @@
+"""The embedded ledger: one SQLite file (standard library), WAL mode.
+
+Several threads and several processes on one machine may share the file. Each thread gets its
+own connection (``threading.local``); every write runs in ``BEGIN IMMEDIATE``, which takes the
+database's single write lock up front, so concurrent writers queue on ``busy_timeout`` instead
+of failing half-way with ``SQLITE_BUSY``; readers never block writers in WAL mode. A write
+that still meets ``database is locked`` (the wait ran out) is retried from the start a few
+times, which is safe because nothing of it was committed.
+
+Durability: ``synchronous=NORMAL`` (the default) never corrupts the database and keeps every
+transaction across an application crash; a power cut may lose the last transactions before
+the next checkpoint. ``synchronous="FULL"`` syncs the WAL on every commit and loses nothing
+committed, at roughly a sixth of the write throughput. WAL needs the processes to share one
+host: don't put the file on a network file system.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import threading
+import time
+import weakref
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, ClassVar
+
+from gateway_core._exceptions import ConfigurationError, LedgerError
+from gateway_core._redact import redact_text
+from gateway_core.ledger._base import Rollback, SQLLedger, T, Tx, to_utc
+
+_SYNCHRONOUS = frozenset({"NORMAL", "FULL", "EXTRA"})
+
+#: How many times a transaction that met ``database is locked`` is tried in all.
+_ATTEMPTS = 5
+_RETRY_PAUSE = 0.05
+
+# This process's id, kept current across fork() without a system call per transaction.
+_this_pid = os.getpid()
+
+
+def _after_fork_in_child() -> None:
+    global _this_pid
+    _this_pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+# Connections inherited through fork() are never closed by the child (closing could release
+# the parent's locks); they are parked here instead of being garbage-collected.
+_INHERITED: list[sqlite3.Connection] = []
+
+_MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: (
+        """CREATE TABLE gw_payments (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            gateway TEXT NOT NULL,
+            provider TEXT NOT NULL,
+            order_reference TEXT NOT NULL,
+            merchant_reference TEXT NOT NULL,
+            provider_reference TEXT NOT NULL DEFAULT '',
+            status TEXT NOT NULL,
+            amount_minor INTEGER NOT NULL CHECK (amount_minor >= 0),
+            currency TEXT NOT NULL CHECK (length(currency) = 3),
+            merchant_id TEXT NOT NULL DEFAULT '',
+            attempt INTEGER NOT NULL CHECK (attempt >= 1),
+            superseded INTEGER NOT NULL DEFAULT 0 CHECK (superseded IN (0, 1)),
+            expires_at TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            version INTEGER NOT NULL CHECK (version >= 1),
+            CONSTRAINT gw_payments_merchant_reference_key UNIQUE (gateway, merchant_reference),
+            CONSTRAINT gw_payments_attempt_key UNIQUE (gateway, order_reference, attempt)
+        )""",
+        "CREATE INDEX gw_payments_reconcile_idx ON gw_payments (status, updated_at)",
+        "CREATE INDEX gw_payments_created_idx ON gw_payments (created_at)",
+        """CREATE TABLE gw_transitions (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            payment_id INTEGER NOT NULL REFERENCES gw_payments (id),
+            from_status TEXT NOT NULL,
+            to_status TEXT NOT NULL,
+            source TEXT NOT NULL,
+            event_key TEXT NOT NULL DEFAULT '',
+            at TEXT NOT NULL
+        )""",
+        "CREATE INDEX gw_transitions_payment_idx ON gw_transitions (payment_id, id)",
+        """CREATE TABLE gw_receipts (
+            gateway TEXT NOT NULL,
+            receipt_key TEXT NOT NULL CHECK (receipt_key <> ''),
+            payment_id INTEGER REFERENCES gw_payments (id),
+            received_at TEXT NOT NULL,
+            CONSTRAINT gw_receipts_pkey PRIMARY KEY (gateway, receipt_key)
+        ) WITHOUT ROWID""",
+        """CREATE TABLE gw_journal (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            gateway TEXT NOT NULL,
+            merchant_reference TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            verdict TEXT NOT NULL,
+            reason TEXT NOT NULL DEFAULT '',
+            body TEXT NOT NULL DEFAULT '',
+            received_at TEXT NOT NULL
+        )""",
+        "CREATE INDEX gw_journal_reference_idx ON gw_journal (gateway, merchant_reference, id)",
+        """CREATE TRIGGER gw_journal_append_only BEFORE UPDATE ON gw_journal
+        BEGIN SELECT RAISE(ABORT, 'gw_journal is append-only'); END""",
+        """CREATE TABLE gw_outbox (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            event_id TEXT NOT NULL,
+            payment_id INTEGER REFERENCES gw_payments (id),
+            kind TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+            delivered_at TEXT,
+            last_error TEXT NOT NULL DEFAULT '',
+            next_attempt_at TEXT NOT NULL,
+            CONSTRAINT gw_outbox_event_id_key UNIQUE (event_id)
+        )""",
+        "CREATE INDEX gw_outbox_due_idx ON gw_outbox (next_attempt_at, id) "
+        "WHERE delivered_at IS NULL",
+        "CREATE INDEX gw_outbox_payment_idx ON gw_outbox (payment_id, id)",
+    ),
+}
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
+def _release(conn: sqlite3.Connection, owner_pid: int) -> None:
+    if _this_pid != owner_pid:
+        _INHERITED.append(conn)
+        return
+    with contextlib.suppress(sqlite3.Error):
+        conn.close()
+
+
+class _Slot:
+    """One thread's connection; when the thread ends, the slot is dropped and closes it."""
+
+    __slots__ = ("__weakref__", "conn", "pid")
+
+    def __init__(self, conn: sqlite3.Connection, pid: int) -> None:
+        self.conn = conn
+        self.pid = pid
+
+
+class _SQLiteTx:
+    __slots__ = ("_conn",)
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def execute(self, sql: str, params: tuple[Any, ...] = ()) -> int:
+        return self._conn.execute(sql, params).rowcount
+
+    def one(self, sql: str, params: tuple[Any, ...] = ()) -> tuple[Any, ...] | None:
+        cursor = self._conn.execute(sql, params)
+        row: tuple[Any, ...] | None = cursor.fetchone()
+        cursor.close()
+        return row
+
+    def all(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        rows: list[tuple[Any, ...]] = self._conn.execute(sql, params).fetchall()
+        return rows
+
+
+def _check_path(path: str | os.PathLike[str]) -> Path:
+    text = os.fspath(path)
+    if not isinstance(text, str) or not text:
+        raise ConfigurationError("the SQLite ledger needs a file path", key="ledger.url")
+    if text == ":memory:" or text.startswith("file:") or "mode=memory" in text:
+        raise ConfigurationError(
+            "an in-memory SQLite database cannot be a ledger: every thread opens its own "
+            "connection and would see a different, empty database; use a file path",
+            key="ledger.url",
+        )
+    return Path(text).expanduser().absolute()
+
+
+class SQLiteLedger(SQLLedger):
+    """The ledger in one SQLite file (see the module docstring for the concurrency model).
+
+    ``path`` is the database file (created on first use; its directory must exist).
+    ``synchronous`` is ``"NORMAL"`` (default) or ``"FULL"``/``"EXTRA"`` for durability across
+    power loss; ``busy_timeout_ms`` (at least 5000) is how long a writer waits for another.
+    ``clock`` (returning aware datetimes) stamps ``updated_at`` and transitions; tests
+    inject one. Call :meth:`migrate` once before use (``open_ledger`` does).
+    """
+
+    placeholder: ClassVar[str] = "?"
+    version_table_columns: ClassVar[str] = "version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL"
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        synchronous: str = "NORMAL",
+        busy_timeout_ms: int = 5000,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        super().__init__(table_prefix="", clock=clock)
+        self._path = _check_path(path)
+        sync = str(synchronous).upper()
+        if sync not in _SYNCHRONOUS:
+            raise ConfigurationError(
+                f"synchronous must be one of {sorted(_SYNCHRONOUS)}, got {synchronous!r}",
+                key="synchronous",
+            )
+        if isinstance(busy_timeout_ms, bool) or not isinstance(busy_timeout_ms, int):
+            raise ConfigurationError("busy_timeout_ms must be an int", key="busy_timeout_ms")
+        if busy_timeout_ms < 5000:
+            raise ConfigurationError(
+                "busy_timeout_ms must be at least 5000: shorter waits turn ordinary write "
+                "contention into errors",
+                key="busy_timeout_ms",
+            )
+        self._synchronous = sync
+        self._busy_timeout_ms = busy_timeout_ms
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._finalizers: list[tuple[int, weakref.finalize[Any, Any]]] = []
+        self._closed = False
+
+    @property
+    def path(self) -> Path:
+        """The database file."""
+        return self._path
+
+    @property
+    def synchronous(self) -> str:
+        """The ``PRAGMA synchronous`` level of every connection."""
+        return self._synchronous
+
+    def __repr__(self) -> str:
+        return f"SQLiteLedger({str(self._path)!r}, synchronous={self._synchronous!r})"
+
+    # -- connections -------------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self._path,
+            timeout=self._busy_timeout_ms / 1000,
+            isolation_level=None,  # no implicit transactions: this class issues BEGIN/COMMIT
+            check_same_thread=False,  # used by one thread; closed by whichever calls close()
+        )
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms:d}")
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()
+            if mode is None or str(mode[0]).lower() != "wal":
+                raise LedgerError(
+                    f"SQLite refused WAL mode for {self._path} (journal_mode={mode!r}); "
+                    "is it on a network file system?"
+                )
+            conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+            conn.execute("PRAGMA foreign_keys = ON")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _connection(self) -> sqlite3.Connection:
+        """This thread's connection, opened on first use."""
+        self._check_open()
+        pid = _this_pid
+        slot: _Slot | None = getattr(self._local, "slot", None)
+        if slot is not None and slot.pid == pid:
+            return slot.conn
+        conn = self._connect()
+        slot = _Slot(conn, pid)
+        finalizer = weakref.finalize(slot, _release, conn, pid)
+        with self._lock:
+            if self._closed:
+                finalizer()
+                raise LedgerError("the ledger is closed")
+            self._finalizers = [(p, f) for p, f in self._finalizers if f.alive]
+            self._finalizers.append((pid, finalizer))
+        self._local.slot = slot
+        return conn
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise LedgerError("the ledger is closed")
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            finalizers, self._finalizers = self._finalizers, []
+        pid = _this_pid
+        for owner, finalizer in finalizers:
+            if owner == pid:
+                finalizer()
+            else:
+                finalizer.detach()
+
+    # -- transactions ------------------------------------------------------------------------
+
+    def _run(self, operation: str, work: Callable[[Tx], T], *, write: bool) -> T:
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                conn = self._connection()
+                return self._once(conn, work, write)
+            except sqlite3.OperationalError as exc:
+                if _is_busy(exc) and attempt < _ATTEMPTS:
+                    time.sleep(_RETRY_PAUSE * attempt)
+                    continue
+                raise self._error(operation, exc) from exc
+            except sqlite3.Error as exc:
+                raise self._error(operation, exc) from exc
+
+    def _error(self, operation: str, exc: sqlite3.Error) -> LedgerError:
+        return LedgerError(
+            f"SQLite ledger {operation} failed ({self._path}): {redact_text(str(exc))}"
+        )
+
+    @staticmethod
+    def _once(conn: sqlite3.Connection, work: Callable[[Tx], T], write: bool) -> T:
+        if write:
+            conn.execute("BEGIN IMMEDIATE")
+        try:
+            result = work(_SQLiteTx(conn))
+        except Rollback as rollback:
+            _rollback(conn)
+            return rollback.value  # type: ignore[return-value]
+        except BaseException:
+            _rollback(conn)
+            raise
+        if conn.in_transaction:
+            try:
+                conn.execute("COMMIT")
+            except BaseException:
+                _rollback(conn)
+                raise
+        return result
+
+    # -- dialect -----------------------------------------------------------------------------
+
+    def _migrations(self) -> Mapping[int, tuple[str, ...]]:
+        return _MIGRATIONS
+
+    def _dump_time(self, value: datetime) -> Any:
+        # Fixed width (microseconds, +00:00), so text order is time order in SQL comparisons.
+        if value.tzinfo is not UTC:
+            value = to_utc(value)
+        return value.isoformat(timespec="microseconds")
+
+    def _load_time(self, value: Any) -> datetime:
+        return datetime.fromisoformat(value).astimezone(UTC)
+
+    def schema_version(self) -> int:
+        def work(tx: Tx) -> int:
+            exists = tx.one(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'gw_schema_version'"
+            )
+            if exists is None:
+                return 0
+            row = tx.one("SELECT COALESCE(MAX(version), 0) FROM gw_schema_version")
+            return int(row[0]) if row else 0
+
+        return self._run("schema_version", work, write=False)
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    if conn.in_transaction:
+        with contextlib.suppress(sqlite3.Error):  # the transaction may be gone already
+            conn.execute("ROLLBACK")

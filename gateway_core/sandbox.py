@@ -1,0 +1,69 @@
+"""The contract between ``gateway demo`` (and other tooling) and a provider's local emulator.
+
+A provider plugin that ships an emulator exposes a factory through its gateway class's
+``sandbox_entry`` (``"module:factory"``); the factory takes no arguments and returns an object
+following :class:`Sandbox`. The demo then runs a complete payment against it with no
+credentials and no network beyond loopback.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+import attrs
+
+from gateway_core._models import RedirectInstruction
+
+
+class CustomerAction(enum.Enum):
+    """What the simulated customer does on the provider's page."""
+
+    PAY = "pay"
+    FAIL = "fail"
+    ABANDON = "abandon"
+
+
+@attrs.frozen
+class SandboxFaults:
+    """Notification faults the demo can ask for."""
+
+    duplicate_notifications: int = 0
+    drop_notifications: bool = False
+
+
+@attrs.frozen
+class CustomerVisit:
+    """What the customer's browser went through on the provider's side."""
+
+    steps: tuple[str, ...]
+    return_url: str = attrs.field(default="", repr=False)
+
+
+class Sandbox(Protocol):
+    """A running local emulator of one provider."""
+
+    def start(
+        self, *, notification_url: str, return_url: str, faults: SandboxFaults
+    ) -> Mapping[str, Any]:
+        """Start the emulator; return gateway settings (credentials, base URL) pointing at it."""
+        ...
+
+    def customer(self, redirect: RedirectInstruction, action: CustomerAction) -> CustomerVisit:
+        """Play the customer: open the redirect, act on the page, stop at the return URL
+        (not followed: the caller follows it to the merchant's endpoint)."""
+        ...
+
+    def settle_pending(self) -> None:
+        """Make the provider finish anything still in flight (for example expire abandoned
+        bills by advancing its clock)."""
+        ...
+
+    def wait_for_notifications(self, timeout: float) -> list[Mapping[str, Any]]:
+        """Wait until notification deliveries are done; return their records."""
+        ...
+
+    def stop(self) -> None:
+        """Stop the emulator."""
+        ...

@@ -1,0 +1,236 @@
+"""A framework-neutral WSGI application with every configured gateway's endpoints.
+
+Routes (``prefix`` defaults to ``""``)::
+
+    POST {prefix}/notify/<gateway>   the provider's server-to-server notification
+    GET  {prefix}/return/<gateway>   the customer's browser coming back from the provider
+    GET  {prefix}/health             liveness
+
+The notification endpoint reads the raw body (capped), hands the bytes to the payment
+service and answers with exactly the status, content type and body the provider expects.
+A malformed or forged notification gets the provider's failure reply and a 4xx, and leaves the
+ledger's payments untouched (it is journalled, redacted). The return endpoint verifies the
+query, lets the service confirm by inquiry, and sends the customer on (303) to
+``return_page`` with ``order``, ``reference`` and ``status`` query parameters.
+
+Mount it in Flask, Django or FastAPI: see ``docs/frameworks.md``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlencode
+
+from gateway_core._exceptions import ConfigurationError, NotificationRejected
+from gateway_core._redact import get_logger
+
+if TYPE_CHECKING:
+    from gateway_core._service import PaymentService
+
+log = get_logger(__name__)
+
+Environ = dict[str, Any]
+StartResponse = Callable[..., Any]
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+DEFAULT_MAX_BODY = 16 * 1024
+
+
+def _networks(values: Iterable[str]) -> tuple[Network, ...]:
+    networks = []
+    for value in values:
+        try:
+            networks.append(ipaddress.ip_network(value, strict=False))
+        except ValueError:
+            raise ConfigurationError(f"not an IP address or network: {value!r}") from None
+    return tuple(networks)
+
+
+class GatewayWSGIApp:
+    """The WSGI application. Build it with :func:`make_wsgi_app`."""
+
+    def __init__(
+        self,
+        service: PaymentService,
+        *,
+        prefix: str = "",
+        return_page: str = "/",
+        max_body: int = DEFAULT_MAX_BODY,
+        allowed_sources: Iterable[str] | None = None,
+        trusted_proxies: Iterable[str] = (),
+    ) -> None:
+        self.service = service
+        self.prefix = prefix.rstrip("/")
+        self.return_page = return_page
+        self.max_body = max_body
+        self.allowed = _networks(allowed_sources) if allowed_sources is not None else None
+        self.proxies = _networks(trusted_proxies)
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def client_address(self, environ: Environ) -> str:
+        """The peer address; ``X-Forwarded-For`` counts only when the peer is a trusted proxy
+        (the right-most address not itself a trusted proxy)."""
+        peer = str(environ.get("REMOTE_ADDR", ""))
+        if not self.proxies or not self._in(peer, self.proxies):
+            return peer
+        forwarded = [
+            a.strip() for a in str(environ.get("HTTP_X_FORWARDED_FOR", "")).split(",") if a.strip()
+        ]
+        for address in reversed(forwarded):
+            if not self._in(address, self.proxies):
+                return address
+        return peer
+
+    @staticmethod
+    def _in(address: str, networks: tuple[Network, ...]) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in net for net in networks)
+
+    def _read_body(self, environ: Environ) -> bytes:
+        stream = environ.get("wsgi.input")
+        if stream is None:
+            return b""
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or -1)
+        except ValueError:
+            length = -1
+        # One byte over the cap is enough for the plugin to see "too large".
+        wanted = self.max_body + 1 if length < 0 else min(length, self.max_body + 1)
+        data: bytes = stream.read(wanted)
+        return data
+
+    @staticmethod
+    def _respond(
+        start_response: StartResponse,
+        status: int,
+        content_type: str,
+        body: bytes,
+        headers: Iterable[tuple[str, str]] = (),
+    ) -> list[bytes]:
+        reason = {
+            200: "OK",
+            303: "See Other",
+            400: "Bad Request",
+            403: "Forbidden",
+            404: "Not Found",
+            405: "Method Not Allowed",
+            413: "Payload Too Large",
+        }.get(status, "Error")
+        start_response(
+            f"{status} {reason}",
+            [("Content-Type", content_type), ("Content-Length", str(len(body))), *headers],
+        )
+        return [body]
+
+    # -- WSGI ---------------------------------------------------------------------------------
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        path = str(environ.get("PATH_INFO", ""))
+        method = str(environ.get("REQUEST_METHOD", "GET")).upper()
+        if self.prefix:
+            if not path.startswith(self.prefix + "/"):
+                return self._respond(start_response, 404, "text/plain", b"not found")
+            path = path[len(self.prefix) :]
+        parts = [p for p in path.split("/") if p]
+        if parts == ["health"]:
+            return self._respond(start_response, 200, "text/plain", b"ok")
+        if len(parts) != 2 or parts[0] not in ("notify", "return"):
+            return self._respond(start_response, 404, "text/plain", b"not found")
+        action, gateway_name = parts
+        if gateway_name not in self.service.gateways:
+            return self._respond(start_response, 404, "text/plain", b"unknown gateway")
+        if action == "notify":
+            if method != "POST":
+                return self._respond(
+                    start_response, 405, "text/plain", b"POST only", [("Allow", "POST")]
+                )
+            return self._notify(environ, start_response, gateway_name)
+        if method not in ("GET", "HEAD"):
+            return self._respond(start_response, 405, "text/plain", b"GET only", [("Allow", "GET")])
+        return self._return(environ, start_response, gateway_name)
+
+    def _notify(
+        self, environ: Environ, start_response: StartResponse, gateway_name: str
+    ) -> list[bytes]:
+        source = self.client_address(environ)
+        body = self._read_body(environ)
+        headers = {
+            key[5:].replace("_", "-").title(): str(value)
+            for key, value in environ.items()
+            if key.startswith("HTTP_")
+        }
+        if "CONTENT_TYPE" in environ:
+            headers["Content-Type"] = str(environ["CONTENT_TYPE"])
+        if self.allowed is not None and not self._in(source, self.allowed):
+            log.warning("notification on %s refused: source not allowed", gateway_name)
+            # Build the provider-format failure reply without touching the ledger.
+            try:
+                self.service.gateway(gateway_name).handle_notification(b"", headers)
+            except NotificationRejected as exc:
+                if exc.acknowledgement is not None:
+                    ack = exc.acknowledgement
+                    return self._respond(start_response, 403, ack.content_type, ack.body)
+            return self._respond(start_response, 403, "text/plain", b"forbidden")
+        outcome = self.service.handle_notification(gateway_name, body, headers)
+        ack = outcome.acknowledgement
+        status = ack.status_code
+        if len(body) > self.max_body and outcome.verdict == "rejected":
+            status = 413
+        return self._respond(start_response, status, ack.content_type, ack.body)
+
+    def _return(
+        self, environ: Environ, start_response: StartResponse, gateway_name: str
+    ) -> list[bytes]:
+        query: Mapping[str, str] = dict(
+            parse_qsl(str(environ.get("QUERY_STRING", "")), keep_blank_values=True)
+        )
+        try:
+            outcome = self.service.handle_return(gateway_name, query, {})
+        except NotificationRejected as exc:
+            log.warning("return on %s rejected: %s", gateway_name, exc.reason)
+            return self._respond(
+                start_response, 400, "text/plain; charset=utf-8", b"This link is not valid."
+            )
+        record = outcome.payment
+        params = {
+            "gateway": gateway_name,
+            "reference": outcome.claimed.merchant_reference,
+            "status": record.status.value if record else "unknown",
+        }
+        if record is not None:
+            params["order"] = record.order_reference
+        separator = "&" if "?" in self.return_page else "?"
+        location = f"{self.return_page}{separator}{urlencode(params)}"
+        return self._respond(
+            start_response, 303, "text/plain", b"See Other", [("Location", location)]
+        )
+
+
+def make_wsgi_app(
+    service: PaymentService,
+    *,
+    prefix: str = "",
+    return_page: str = "/",
+    max_body: int = DEFAULT_MAX_BODY,
+    allowed_sources: Iterable[str] | None = None,
+    trusted_proxies: Iterable[str] = (),
+) -> GatewayWSGIApp:
+    """The notification and return endpoints of every gateway the service knows.
+
+    ``allowed_sources`` (addresses or networks) restricts who may POST notifications;
+    ``trusted_proxies`` are the reverse proxies whose ``X-Forwarded-For`` is believed.
+    """
+    return GatewayWSGIApp(
+        service,
+        prefix=prefix,
+        return_page=return_page,
+        max_body=max_body,
+        allowed_sources=allowed_sources,
+        trusted_proxies=trusted_proxies,
+    )
