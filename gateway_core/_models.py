@@ -9,7 +9,7 @@ signature, raw provider fields) are kept out of ``repr``.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -259,6 +259,10 @@ class LineItem:
         return self.unit_price * self.quantity
 
 
+def _to_items(value: Iterable[LineItem]) -> tuple[LineItem, ...]:
+    return tuple(value)
+
+
 @attrs.frozen
 class PaymentRequest:
     """What the platform asks a provider to collect.
@@ -274,7 +278,7 @@ class PaymentRequest:
     description: str
     return_url: str = attrs.field(repr=False)
     expires_at: datetime | None = None
-    items: tuple[LineItem, ...] = attrs.field(default=(), converter=tuple)
+    items: tuple[LineItem, ...] = attrs.field(default=(), converter=_to_items)
     merchant_reference: str = ""
     created_at: datetime | None = None
     extra_fees: Money | None = None

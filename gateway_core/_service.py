@@ -385,6 +385,7 @@ class PaymentService:
             record.id, payment.provider_reference, expected_version=record.version
         )
         created = self._event(record, EventKind.CREATED, status=_S.PENDING, previous=None)
+        assert record.id is not None
         result = self.ledger.apply_transition(
             record.id,
             expected_status=_S.UNKNOWN,
@@ -695,7 +696,9 @@ class PaymentService:
                 record = self._inquire_and_apply(gw, record, source="return")
                 inquired = True
             except GatewayError as exc:
-                log.warning("inquiry after return for %s failed: %s", record.merchant_reference, exc)
+                log.warning(
+                    "inquiry after return for %s failed: %s", record.merchant_reference, exc
+                )
         return ReturnOutcome(claimed, record, inquired)
 
     def _return_inquiry_due(self, gateway_name: str, merchant_reference: str) -> bool:
@@ -708,7 +711,9 @@ class PaymentService:
             self._last_return_inquiry[key] = now
             return True
 
-    def _inquire_and_apply(self, gw: Gateway, record: PaymentRecord, *, source: str) -> PaymentRecord:
+    def _inquire_and_apply(
+        self, gw: Gateway, record: PaymentRecord, *, source: str
+    ) -> PaymentRecord:
         report = gw.inquire(self.as_payment(record))
         return self._apply_report(record, report, source=source)
 
@@ -717,11 +722,12 @@ class PaymentService:
     ) -> PaymentRecord:
         if report.status is _S.UNKNOWN:
             return record
+        code = report.provider_status or report.status.value
         _verdict, _reason, record = self._apply(
             record,
             report.status,
             source=source,
-            event_key=f"{record.merchant_reference}:{report.provider_status or report.status.value}",
+            event_key=f"{record.merchant_reference}:{code}",
         )
         self._after_commit()
         return record
@@ -848,7 +854,9 @@ class PaymentService:
                     error=f"{type(exc).__name__}: {exc}",
                     next_attempt_at=self._clock() + timedelta(seconds=delay),
                 )
-                log.warning("hook for %s failed; will retry: %s", event.event_id, type(exc).__name__)
+                log.warning(
+                    "hook for %s failed; will retry: %s", event.event_id, type(exc).__name__
+                )
                 continue
             _crash_point("after_hook")
             self.ledger.mark_delivered(event.event_id, at=self._clock())

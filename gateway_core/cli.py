@@ -14,10 +14,9 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any, TextIO
-
 from datetime import timedelta
 from pathlib import Path
+from typing import Any, TextIO
 from urllib.parse import parse_qsl, urlsplit
 
 import attrs
@@ -151,7 +150,7 @@ def _status(args: argparse.Namespace, out: TextIO) -> int:
             gateway = args.gateway or _only_gateway(rt)
             record = rt.service.payment(gateway, args.reference)
             transitions = rt.ledger.transitions(record.id or 0)
-            data = {
+            data: dict[str, Any] = {
                 "payment": _record_dict(record),
                 "transitions": [
                     {
@@ -311,7 +310,11 @@ def _verify(args: argparse.Namespace, out: TextIO) -> int:
         gateway = args.gateway or _only_gateway(rt)
         if args.kind == "notification":
             try:
-                body = Path(args.source).read_bytes() if args.source != "-" else sys.stdin.buffer.read()
+                body = (
+                    Path(args.source).read_bytes()
+                    if args.source != "-"
+                    else sys.stdin.buffer.read()
+                )
             except OSError as exc:
                 raise CommandError(f"cannot read {args.source}: {exc.strerror}") from None
             checks = rt.service.check_notification(gateway, body)
@@ -399,14 +402,27 @@ def build_parser() -> argparse.ArgumentParser:
     add("providers", "list installed providers, their plugin, version and capabilities")
 
     p = add("demo", "run a complete payment against a provider's emulator, on a throwaway ledger")
-    p.add_argument("--provider", default="", help="provider to demo (default: the first with a sandbox)")
     p.add_argument(
-        "--customer", choices=["pay", "fail", "abandon"], default="pay", help="what the customer does"
+        "--provider", default="", help="provider to demo (default: the first with a sandbox)"
     )
-    p.add_argument("--duplicate-notifications", type=int, default=0, metavar="N",
-                   help="the emulator delivers each notification N extra times")
-    p.add_argument("--drop-notifications", action="store_true",
-                   help="the emulator never delivers notifications; reconcile settles the payment")
+    p.add_argument(
+        "--customer",
+        choices=["pay", "fail", "abandon"],
+        default="pay",
+        help="what the customer does",
+    )
+    p.add_argument(
+        "--duplicate-notifications",
+        type=int,
+        default=0,
+        metavar="N",
+        help="the emulator delivers each notification N extra times",
+    )
+    p.add_argument(
+        "--drop-notifications",
+        action="store_true",
+        help="the emulator never delivers notifications; reconcile settles the payment",
+    )
     p.add_argument("--amount", default="2000", help="amount in IDR (default 2000)")
     p.add_argument("--keep-ledger", action="store_true", help="keep the throwaway SQLite file")
 
@@ -416,10 +432,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=8)
     p.add_argument("--prefix", default="", help="URL prefix, e.g. /payments")
     p.add_argument("--return-page", default="/", help="where customers go after a return")
-    p.add_argument("--allow", action="append", default=[], metavar="CIDR",
-                   help="only accept notifications from these addresses (repeatable)")
-    p.add_argument("--trusted-proxy", action="append", default=[], metavar="CIDR",
-                   help="reverse proxies whose X-Forwarded-For is believed (repeatable)")
+    p.add_argument(
+        "--allow",
+        action="append",
+        default=[],
+        metavar="CIDR",
+        help="only accept notifications from these addresses (repeatable)",
+    )
+    p.add_argument(
+        "--trusted-proxy",
+        action="append",
+        default=[],
+        metavar="CIDR",
+        help="reverse proxies whose X-Forwarded-For is believed (repeatable)",
+    )
 
     p = add("create", "create a payment and print where to send the customer")
     p.add_argument("--gateway", help="configured gateway name (default: the only one)")
@@ -452,8 +478,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gateway", help="only this configured gateway")
     p.add_argument("--limit", type=int, default=100, help="at most this many payments")
     p.add_argument("--interval", type=float, default=0.2, help="seconds between inquiries")
-    p.add_argument("--grace", type=float, default=None,
-                   help="only payments untouched for this many seconds (default 300)")
+    p.add_argument(
+        "--grace",
+        type=float,
+        default=None,
+        help="only payments untouched for this many seconds (default 300)",
+    )
 
     p = add("redeliver", "deliver pending hook events from the outbox")
     p.add_argument("--limit", type=int, default=1000)

@@ -182,8 +182,10 @@ def run_demo(options: DemoOptions, *, out: TextIO | None) -> dict[str, Any]:
         if faults.drop_notifications:
             say("   fault injected: the emulator drops every notification")
         if faults.duplicate_notifications:
-            say(f"   fault injected: each notification is delivered "
-                f"{faults.duplicate_notifications} extra times")
+            say(
+                f"   fault injected: each notification is delivered "
+                f"{faults.duplicate_notifications} extra times"
+            )
 
         order = f"DEMO-{int(time.time())}"
         amount = Money(options.amount, options.currency)
@@ -193,7 +195,7 @@ def run_demo(options: DemoOptions, *, out: TextIO | None) -> dict[str, Any]:
             customer=Customer("Budi Santoso", email="budi@example.com", phone="081234567890"),
             description=f"Order {order}",
             return_url=f"{base}/return/{GATEWAY_NAME}",
-            items=(LineItem("Kopi Luwak 100g", 1, amount),),
+            items=[LineItem("Kopi Luwak 100g", 1, amount)],
         )
         started = service.start_payment(GATEWAY_NAME, request)
         record = started.payment
@@ -222,8 +224,10 @@ def run_demo(options: DemoOptions, *, out: TextIO | None) -> dict[str, Any]:
         deliveries = sandbox.wait_for_notifications(options.notification_timeout)
         say(f"5. Notifications: the emulator made {len(deliveries)} delivery attempt(s)")
         for delivery in deliveries:
-            say(f"   - status {delivery.get('status')} -> merchant replied "
-                f"{delivery.get('reply', '')}")
+            say(
+                f"   - status {delivery.get('status')} -> merchant replied "
+                f"{delivery.get('reply', '')}"
+            )
         record = service.payment(GATEWAY_NAME, record.merchant_reference)
         if action is CustomerAction.ABANDON or not record.status.is_final:
             sandbox.settle_pending()
@@ -241,23 +245,32 @@ def run_demo(options: DemoOptions, *, out: TextIO | None) -> dict[str, Any]:
         transitions = runtime.ledger.transitions(record.id or 0)
         say(f"7. Ledger final state: {record.merchant_reference} is {record.status.value.upper()}")
         for t in transitions:
-            say(f"   {t.from_status.value if t.from_status else '-'} -> {t.to_status.value}"
-                f"  ({t.source})")
+            say(
+                f"   {t.from_status.value if t.from_status else '-'} -> {t.to_status.value}"
+                f"  ({t.source})"
+            )
         kinds = [event.kind for event in orders.applied.values()]
-        say("8. Hook events the order system applied: "
-            + (", ".join(k.value for k in kinds) or "none"))
+        say(
+            "8. Hook events the order system applied: "
+            + (", ".join(k.value for k in kinds) or "none")
+        )
         paid_events = kinds.count(EventKind.PAID)
-        say(f"   paid events: {paid_events}; deliveries received by the order system: "
-            f"{len(orders.received)}")
+        say(
+            f"   paid events: {paid_events}; deliveries received by the order system: "
+            f"{len(orders.received)}"
+        )
         expected = {
             "pay": PaymentStatus.PAID,
             "fail": PaymentStatus.FAILED,
             "abandon": PaymentStatus.EXPIRED,
         }[action.value]
-        ok = record.status is expected and paid_events == (1 if expected is PaymentStatus.PAID
-                                                            else 0)
-        say(f"== {'OK' if ok else 'UNEXPECTED'}: payment {record.status.value}, "
-            f"{paid_events} paid event(s) ==")
+        ok = record.status is expected and paid_events == (
+            1 if expected is PaymentStatus.PAID else 0
+        )
+        say(
+            f"== {'OK' if ok else 'UNEXPECTED'}: payment {record.status.value}, "
+            f"{paid_events} paid event(s) =="
+        )
         summary.update(
             ok=ok,
             order=order,
