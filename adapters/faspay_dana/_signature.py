@@ -38,3 +38,22 @@ def matches(candidate: object, *parts: str) -> bool:
         return False
     assert isinstance(candidate, str)
     return hmac.compare_digest(candidate.encode("ascii"), sign(*parts).encode("ascii"))
+
+
+# Formulas per message (protocol reference §3.3). ``user_id`` is "bot" + merchant_id.
+
+
+def channel_inquiry_signature(user_id: str, password: str) -> str:
+    """Payment Channel Inquiry: ``sign(user_id, password)``."""
+    return sign(user_id, password)
+
+
+def bill_signature(user_id: str, password: str, bill_no: str) -> str:
+    """Post data, inquiry, cancel and the redirect path: ``sign(user_id, password, bill_no)``."""
+    return sign(user_id, password, bill_no)
+
+
+def status_signature(user_id: str, password: str, bill_no: str, status: str) -> str:
+    """Notification (``payment_status_code``) and return URL (``status``):
+    ``sign(user_id, password, bill_no, status)``."""
+    return sign(user_id, password, bill_no, status)

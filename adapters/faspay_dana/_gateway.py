@@ -1,0 +1,612 @@
+"""The Faspay Debit API gateway for the DANA e-wallet (channel 819).
+
+Pure protocol translation: build and sign requests, parse and verify Faspay's messages, map
+codes to the core's vocabulary, build the acknowledgement Faspay expects. Network calls go
+through a :class:`gateway_core.ProviderClient` (retries, deadline); ``create`` is sent as not
+idempotent (Faspay has no idempotency key), inquiry, channel inquiry and cancel as idempotent.
+
+Inbound messages (notification, return) never raise anything but
+:class:`~gateway_core.NotificationRejected`: :class:`~gateway_core.MalformedNotification`
+(HTTP 400) or :class:`~gateway_core.BadSignature` (HTTP 403), each carrying a failure
+acknowledgement with ``response_code "99"`` in the body's own format (the configured
+``notification_format`` when the format cannot be told).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any, ClassVar, Final, Protocol, Self, TypeVar
+from urllib.parse import urlencode, urlsplit
+
+from adapters.faspay_dana._codes import (
+    SUCCESS,
+    provider_error,
+)
+from adapters.faspay_dana._config import FaspayConfig
+from adapters.faspay_dana._errors import PROVIDER, InvalidRequest, PayloadError
+from adapters.faspay_dana._messages import (
+    INBOUND_BILL_NO,
+    TRX_ID,
+    CancelRequest,
+    CancelResponse,
+    ChannelInquiryRequest,
+    ChannelInquiryResponse,
+    InquiryRequest,
+    InquiryResponse,
+    NotificationAck,
+    PaymentChannel,
+    PaymentNotification,
+    PostDataRequest,
+    PostDataResponse,
+    ReturnQuery,
+    decode_notification,
+)
+from adapters.faspay_dana._signature import bill_signature, matches
+from adapters.faspay_dana._wire import (
+    decode_json_object,
+    encode_json,
+    format_datetime,
+    jakarta_now,
+    sniff_format,
+)
+from gateway_core import (
+    Acknowledgement,
+    BadSignature,
+    Capability,
+    Gateway,
+    HttpRequest,
+    HttpResponse,
+    MalformedNotification,
+    MalformedResponse,
+    Notification,
+    NotificationRejected,
+    Payment,
+    PaymentRequest,
+    PaymentStatus,
+    ProviderConfigurationError,
+    ProviderRefused,
+    RedirectInstruction,
+    ReturnResult,
+    SignedField,
+    StatusReport,
+    Transport,
+    TrustDeclaration,
+    get_logger,
+    register_secret,
+)
+
+T = TypeVar("T")
+
+log = get_logger("adapters.faspay_dana")
+
+PATH_CHANNEL_INQUIRY: Final = "/cvr/100001/10"
+PATH_POST_DATA: Final = "/cvr/300011/10"
+PATH_INQUIRY: Final = "/cvr/100004/10"
+PATH_CANCEL: Final = "/cvr/100005/10"
+PATH_REDIRECT: Final = "/pws/100003"
+
+#: ``response_code`` of every failure acknowledgement we send (Faspay's Magento plugin uses
+#: ``99`` for the same cases; Faspay's own table has no merchant-reply codes).
+REJECTED_CODE: Final = "99"
+MALFORMED_STATUS: Final = 400
+BAD_SIGNATURE_STATUS: Final = 403
+REFUSED_STATUS: Final = 400
+
+_CONTENT_TYPES: Final = {"json": "application/json", "xml": "application/xml"}
+_JSON_HEADERS: Final = {"Content-Type": "application/json", "Accept": "application/json"}
+_REASON: Final = re.compile(r"[^\x20-\x7e]+")
+
+
+class _Caller(Protocol):
+    """What the gateway needs from :class:`gateway_core.ProviderClient`."""
+
+    def call(
+        self,
+        request: HttpRequest,
+        parse: Callable[[HttpResponse], T],
+        *,
+        merchant_reference: str = "",
+    ) -> T: ...
+
+    def close(self) -> None: ...
+
+
+class FaspayDanaGateway(Gateway):
+    """Faspay Debit API, DANA channel (``819``).
+
+    Build it with :meth:`from_config` (settings mapping + environment) or directly from a
+    :class:`FaspayConfig`. ``transport`` defaults to a :class:`gateway_core.RequestsTransport`
+    with the configured timeouts; ``client`` (a :class:`gateway_core.ProviderClient`) defaults
+    to one over ``transport`` with the configured retries and deadline. ``clock`` returns the
+    current aware datetime (tests pin it).
+    """
+
+    name: ClassVar[str] = PROVIDER
+    capabilities: ClassVar[frozenset[Capability]] = frozenset(Capability)
+    trust: ClassVar[TrustDeclaration] = TrustDeclaration(
+        notification_covers=frozenset({SignedField.MERCHANT_REFERENCE, SignedField.STATUS}),
+        notification_replayable=True,
+        return_covers=frozenset({SignedField.MERCHANT_REFERENCE, SignedField.STATUS}),
+        return_settles=False,
+    )
+    secret_settings: ClassVar[frozenset[str]] = frozenset({"password"})
+    emulator_entry: ClassVar[str] = "adapters.faspay_dana.emulator:main"
+
+    def __init__(
+        self,
+        config: FaspayConfig,
+        *,
+        transport: Transport | None = None,
+        client: _Caller | None = None,
+        clock: Callable[[], datetime] = jakarta_now,
+    ) -> None:
+        self.config = config
+        self._clock = clock
+        register_secret(config.password)
+        if client is None:
+            from gateway_core import ProviderClient, RetryPolicy
+
+            if transport is None:
+                from gateway_core import RequestsTransport
+
+                transport = RequestsTransport(
+                    connect_timeout=config.connect_timeout, read_timeout=config.read_timeout
+                )
+            policy = RetryPolicy(max_retries=config.max_retries, deadline=config.deadline)
+            client = ProviderClient(transport, policy, provider=PROVIDER)
+        self._client = client
+
+    @classmethod
+    def from_config(
+        cls,
+        settings: Mapping[str, Any],
+        *,
+        environ: Mapping[str, str] | None = None,
+        transport: Transport | None = None,
+    ) -> Self:
+        """Build from settings (see :meth:`FaspayConfig.from_settings`)."""
+        return cls(FaspayConfig.from_settings(settings, environ), transport=transport)
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(merchant_id={self.config.merchant_id!r}, "
+            f"environment={self.config.environment!r})"
+        )
+
+    @property
+    def merchant_id(self) -> str:
+        return self.config.merchant_id
+
+    def close(self) -> None:
+        self._client.close()
+
+    # -- outbound ----------------------------------------------------------------------------
+
+    def create(self, request: PaymentRequest) -> Payment:
+        """Post the bill (``/cvr/300011/10``, not idempotent) and return it as pending, with
+        Faspay's ``trx_id`` and the redirect to DANA.
+
+        Raises :class:`InvalidRequest` before sending when the data breaks a Faspay rule.
+        """
+        message = PostDataRequest.from_payment_request(request, self.config, now=self._clock())
+        bill_no = message.bill_no
+        register_secret(message.signature)
+        response = self._call(
+            "create",
+            PATH_POST_DATA,
+            message.to_payload(),
+            PostDataResponse.from_payload,
+            bill_no=bill_no,
+            idempotent=False,
+        )
+        if response.bill_no and response.bill_no != bill_no:
+            raise MalformedResponse(
+                "Faspay answered create for another bill_no",
+                provider=PROVIDER,
+                merchant_reference=bill_no,
+            )
+        return Payment(
+            provider=PROVIDER,
+            merchant_reference=bill_no,
+            status=PaymentStatus.PENDING,
+            amount=request.amount,
+            provider_reference=response.trx_id,
+            redirect=RedirectInstruction(
+                url=self._usable_redirect(response.redirect_url)
+                or self._redirect_url(response.trx_id, bill_no)
+            ),
+            order_reference=request.order_reference,
+            expires_at=message.bill_expired,
+        )
+
+    def redirect(self, payment: Payment) -> RedirectInstruction:
+        """The payment's redirect, or the ``/pws/100003/<stage>/<signature>`` URL built from
+        its ``trx_id`` and ``bill_no`` (§7)."""
+        if payment.redirect is not None:
+            return payment.redirect
+        trx_id, bill_no = self._references(payment)
+        return RedirectInstruction(url=self._redirect_url(trx_id, bill_no))
+
+    def channel_inquiry(self) -> list[PaymentChannel]:
+        """The payment channels enabled for the merchant (``/cvr/100001/10``, idempotent).
+
+        Each entry is a ``PaymentChannel(code, name)``, e.g. ``("819", "DANA")``.
+        """
+        message = ChannelInquiryRequest.for_config(self.config)
+        register_secret(message.signature)
+        response = self._call(
+            "channel_inquiry",
+            PATH_CHANNEL_INQUIRY,
+            message.to_payload(),
+            ChannelInquiryResponse.from_payload,
+            bill_no="",
+            idempotent=True,
+        )
+        return list(response.channels)
+
+    def inquire(self, payment: Payment) -> StatusReport:
+        """The bill's status from Faspay (``/cvr/100004/10``, idempotent)."""
+        trx_id, bill_no = self._references(payment)
+        message = InquiryRequest.for_bill(self.config, trx_id=trx_id, bill_no=bill_no)
+        register_secret(message.signature)
+        response = self._call(
+            "inquire",
+            PATH_INQUIRY,
+            message.to_payload(),
+            InquiryResponse.from_payload,
+            bill_no=bill_no,
+            idempotent=True,
+        )
+        self._same_bill(response.bill_no, bill_no, "inquire")
+        return StatusReport(
+            provider=PROVIDER,
+            merchant_reference=bill_no,
+            provider_reference=response.trx_id or trx_id,
+            status=response.status,
+            provider_status=response.payment_status_code,
+            paid_at=response.paid_at,
+            payment_reference=response.payment_reff,
+            amount=response.payment_total,
+            description=_printable(response.payment_status_desc),
+        )
+
+    def cancel(self, payment: Payment, reason: str = "") -> StatusReport:
+        """Cancel the unpaid bill (``/cvr/100005/10``).
+
+        Sent as idempotent: cancelling twice leaves the bill cancelled. A payment the core
+        already knows as paid is refused here, with ``provider_code "81"`` (Already Been Paid)
+        and no request sent. A refusal from Faspay (``54`` expired, ``81`` paid...) raises.
+        """
+        trx_id, bill_no = self._references(payment)
+        if payment.status is PaymentStatus.PAID:
+            raise ProviderRefused(
+                "a paid payment cannot be cancelled",
+                provider=PROVIDER,
+                merchant_reference=bill_no,
+                provider_code="81",
+            )
+        message = CancelRequest.for_bill(self.config, trx_id=trx_id, bill_no=bill_no, reason=reason)
+        register_secret(message.signature)
+        response = self._call(
+            "cancel",
+            PATH_CANCEL,
+            message.to_payload(),
+            CancelResponse.from_payload,
+            bill_no=bill_no,
+            idempotent=True,
+        )
+        self._same_bill(response.bill_no, bill_no, "cancel")
+        return StatusReport(
+            provider=PROVIDER,
+            merchant_reference=bill_no,
+            provider_reference=response.trx_id or trx_id,
+            status=response.status,
+            provider_status=response.payment_status_code,
+            description=_printable(response.payment_status_desc),
+        )
+
+    # -- inbound -----------------------------------------------------------------------------
+
+    def handle_notification(
+        self, body: bytes, headers: Mapping[str, str] | None = None
+    ) -> Notification:
+        """Parse and verify a notification (JSON or XML, sniffed from the body).
+
+        The signature must be ``sha1(md5(user_id + password + bill_no +
+        payment_status_code))``. The legacy form without the status (§14 #3) is logged and
+        rejected unless ``accept_legacy_signature`` is set. Raises only
+        :class:`~gateway_core.NotificationRejected`, with a failure acknowledgement.
+        """
+        fmt = self.config.notification_format
+        echo: dict[str, str] = {}
+        try:
+            fmt, payload = decode_notification(body, max_bytes=self.config.max_notification_bytes)
+            echo = _echo(payload)
+            message = PaymentNotification.from_payload(payload)
+            return self._verified(message, payload.get("signature"), fmt)
+        except NotificationRejected as exc:
+            exc.acknowledgement = self._failure_ack(exc, fmt, echo)
+            raise
+        except PayloadError as exc:
+            log.warning("notification rejected: malformed (%s)", exc.field or "body")
+            rejected = MalformedNotification(
+                f"malformed Faspay notification: {exc}", provider=PROVIDER
+            )
+        except Exception as exc:
+            log.error("notification rejected: unexpected %s", type(exc).__name__)
+            rejected = MalformedNotification("unreadable Faspay notification", provider=PROVIDER)
+        rejected.acknowledgement = self._failure_ack(rejected, _format_of(body, fmt), echo)
+        raise rejected
+
+    def _verified(self, message: PaymentNotification, signature: object, fmt: str) -> Notification:
+        config = self.config
+        bill_no, code = message.bill_no, message.payment_status_code
+        if not matches(signature, config.user_id, config.password, bill_no, code):
+            legacy = matches(signature, config.user_id, config.password, bill_no)
+            if not (legacy and config.accept_legacy_signature):
+                log.warning(
+                    "notification rejected: %s signature, bill_no=%s",
+                    "legacy (no status)" if legacy else "bad",
+                    bill_no,
+                )
+                raise BadSignature(
+                    "Faspay notification signature does not verify"
+                    + (" (legacy form without the status is not accepted)" if legacy else ""),
+                    provider=PROVIDER,
+                    merchant_reference=bill_no,
+                )
+            log.warning("notification accepted with a legacy signature, bill_no=%s", bill_no)
+        status = message.status
+        fields: dict[str, Any] = {
+            key: value
+            for key, value in message.to_payload().items()
+            if key not in ("signature", "bill_no", "payment_status_code")
+        }
+        fields["legacy_signature"] = not matches(
+            signature, config.user_id, config.password, bill_no, code
+        )
+        log.info("notification verified, bill_no=%s, status=%s", bill_no, code)
+        return Notification(
+            provider=PROVIDER,
+            merchant_reference=bill_no,
+            status=status,
+            event_key=f"{bill_no}:{code}",
+            provider_reference=message.trx_id,
+            provider_status=code,
+            merchant_id=message.merchant_id,
+            amount=message.bill_total,
+            # An unpaid bill's payment_total says nothing about the bill: only a paid (or
+            # reversed) one is an amount the core should compare.
+            paid_amount=(
+                message.payment_total
+                if status in (PaymentStatus.PAID, PaymentStatus.REVERSED)
+                else None
+            ),
+            paid_at=message.paid_at,
+            payment_reference=message.payment_reff,
+            body_format=fmt,
+            fields=fields,
+        )
+
+    def acknowledge(
+        self, notification: Notification, *, accepted: bool = True, reason: str = ""
+    ) -> Acknowledgement:
+        """The §10.4 reply in the notification's format: HTTP 200 with ``response_code
+        "00"``, or, when not accepted, HTTP 400 with ``"99"`` and ``reason`` as the text."""
+        fmt = notification.body_format if notification.body_format in _CONTENT_TYPES else "json"
+        merchant = notification.fields.get("merchant")
+        ack = NotificationAck(
+            trx_id=notification.provider_reference,
+            merchant_id=notification.merchant_id or self.config.merchant_id,
+            merchant=merchant
+            if isinstance(merchant, str) and merchant
+            else self.config.merchant_name,
+            bill_no=notification.merchant_reference,
+            response_code=SUCCESS if accepted else REJECTED_CODE,
+            response_desc="Success" if accepted else (_printable(reason)[:50] or "Rejected"),
+            response_date=format_datetime(self._clock()),
+        )
+        return Acknowledgement(
+            status_code=200 if accepted else REFUSED_STATUS,
+            content_type=_CONTENT_TYPES[fmt],
+            body=ack.to_bytes(fmt),
+            accepted=accepted,
+        )
+
+    def handle_return(
+        self, query: Mapping[str, str], headers: Mapping[str, str] | None = None
+    ) -> ReturnResult:
+        """Parse and verify the customer's return: ``signature`` must be ``sha1(md5(user_id
+        + password + bill_no + status))``. The status is a claim to pick a page with, never a
+        settlement (``return_settles=False``)."""
+        try:
+            parsed = ReturnQuery.from_query(query)
+            if not matches(
+                query.get("signature"),
+                self.config.user_id,
+                self.config.password,
+                parsed.bill_no,
+                parsed.status,
+            ):
+                log.warning("return rejected: bad signature, bill_no=%s", parsed.bill_no)
+                raise BadSignature(
+                    "Faspay return signature does not verify",
+                    provider=PROVIDER,
+                    merchant_reference=parsed.bill_no,
+                )
+            return ReturnResult(
+                provider=PROVIDER,
+                merchant_reference=parsed.bill_no,
+                status=parsed.payment_status,
+                provider_reference=parsed.trx_id,
+                provider_status=parsed.status,
+                amount=parsed.bill_total,
+                merchant_id=parsed.merchant_id,
+            )
+        except NotificationRejected:
+            raise
+        except PayloadError as exc:
+            log.warning("return rejected: malformed (%s)", exc.field or "query")
+            raise MalformedNotification(
+                f"malformed Faspay return: {exc}", provider=PROVIDER
+            ) from None
+        except Exception as exc:
+            log.error("return rejected: unexpected %s", type(exc).__name__)
+            raise MalformedNotification("unreadable Faspay return", provider=PROVIDER) from None
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _call(
+        self,
+        operation: str,
+        path: str,
+        payload: Mapping[str, object],
+        from_payload: Callable[[Mapping[str, object]], Any],
+        *,
+        bill_no: str,
+        idempotent: bool,
+    ) -> Any:
+        request = HttpRequest(
+            method="POST",
+            url=self.config.api_base + path,
+            body=encode_json(payload),
+            headers=dict(_JSON_HEADERS),
+            operation=operation,
+            idempotent=idempotent,
+        )
+
+        def parse(response: HttpResponse) -> Any:
+            return _parse_response(response, from_payload, operation=operation, bill_no=bill_no)
+
+        result = self._client.call(request, parse, merchant_reference=bill_no)
+        log.info("faspay %s bill_no=%s response_code=%s", operation, bill_no, SUCCESS)
+        return result
+
+    def _references(self, payment: Payment) -> tuple[str, str]:
+        trx_id, bill_no = payment.provider_reference, payment.merchant_reference
+        if not isinstance(bill_no, str) or INBOUND_BILL_NO.fullmatch(bill_no) is None:
+            raise InvalidRequest("the payment has no usable bill_no", field="bill_no")
+        if not isinstance(trx_id, str) or TRX_ID.fullmatch(trx_id) is None:
+            raise InvalidRequest(
+                "the payment has no Faspay trx_id (provider_reference)",
+                field="trx_id",
+                merchant_reference=bill_no,
+            )
+        return trx_id, bill_no
+
+    def _redirect_url(self, trx_id: str, bill_no: str) -> str:
+        config = self.config
+        signature = bill_signature(config.user_id, config.password, bill_no)
+        register_secret(signature)
+        query = urlencode({"trx_id": trx_id, "merchant_id": config.merchant_id, "bill_no": bill_no})
+        return f"{config.api_base}{PATH_REDIRECT}/{config.stage}/{signature}?{query}"
+
+    def _usable_redirect(self, url: str) -> str:
+        """Faspay's ``redirect_url`` if it is an absolute http(s) URL, else ``""`` (we then
+        build the documented one rather than fail a bill Faspay has already created)."""
+        if not url:
+            return ""
+        try:
+            parts = urlsplit(url)
+        except ValueError:
+            parts = None
+        if parts is None or parts.scheme not in ("https", "http") or not parts.hostname:
+            log.warning("create: unusable redirect_url ignored")
+            return ""
+        return url
+
+    @staticmethod
+    def _same_bill(answered: str, asked: str, operation: str) -> None:
+        if answered and answered != asked:
+            raise MalformedResponse(
+                f"Faspay answered {operation} for another bill_no",
+                provider=PROVIDER,
+                merchant_reference=asked,
+            )
+
+    def _failure_ack(
+        self, exc: NotificationRejected, fmt: str, echo: Mapping[str, str]
+    ) -> Acknowledgement:
+        fmt = fmt if fmt in _CONTENT_TYPES else "json"
+        bad_signature = isinstance(exc, BadSignature)
+        ack = NotificationAck(
+            trx_id=echo.get("trx_id", ""),
+            merchant_id=self.config.merchant_id,
+            merchant=self.config.merchant_name,
+            bill_no=echo.get("bill_no", ""),
+            response_code=REJECTED_CODE,
+            response_desc="Invalid signature" if bad_signature else "Malformed notification",
+            response_date=format_datetime(self._clock()),
+        )
+        return Acknowledgement(
+            status_code=BAD_SIGNATURE_STATUS if bad_signature else MALFORMED_STATUS,
+            content_type=_CONTENT_TYPES[fmt],
+            body=ack.to_bytes(fmt),
+            accepted=False,
+        )
+
+
+def _parse_response(
+    response: HttpResponse,
+    from_payload: Callable[[Mapping[str, object]], Any],
+    *,
+    operation: str,
+    bill_no: str,
+) -> Any:
+    """Faspay's answer as a message; a ProviderError subclass for anything but ``"00"``."""
+    try:
+        payload = decode_json_object(response.body)
+        message = from_payload(payload)
+    except PayloadError as exc:
+        if response.status_code in (401, 403):
+            raise ProviderConfigurationError(
+                f"Faspay refused {operation} with HTTP {response.status_code} "
+                "(credentials or IP allow-list?)",
+                provider=PROVIDER,
+                merchant_reference=bill_no,
+            ) from None
+        log.warning(
+            "faspay %s bill_no=%s unreadable answer (HTTP %s, %s)",
+            operation,
+            bill_no,
+            response.status_code,
+            exc.field or "body",
+        )
+        raise MalformedResponse(
+            f"Faspay's answer to {operation} is unreadable (HTTP {response.status_code}): {exc}",
+            provider=PROVIDER,
+            merchant_reference=bill_no,
+        ) from None
+    code = getattr(message, "response_code", "")
+    if code != SUCCESS:
+        log.warning("faspay %s bill_no=%s response_code=%s", operation, bill_no, code or "-")
+        raise provider_error(
+            code,
+            operation=operation,
+            merchant_reference=bill_no,
+            description=getattr(message, "response_desc", ""),
+        )
+    return message
+
+
+def _echo(payload: Mapping[str, object]) -> dict[str, str]:
+    """``trx_id`` and ``bill_no`` from a decoded body, only when well-shaped (for the ack)."""
+    echo: dict[str, str] = {}
+    for key, pattern in (("trx_id", TRX_ID), ("bill_no", INBOUND_BILL_NO)):
+        value = payload.get(key)
+        if isinstance(value, str) and pattern.fullmatch(value):
+            echo[key] = value
+    return echo
+
+
+def _format_of(body: object, fallback: str) -> str:
+    try:
+        return sniff_format(body) or fallback
+    except Exception:
+        return fallback
+
+
+def _printable(text: str) -> str:
+    return _REASON.sub(" ", text).strip() if isinstance(text, str) else ""
