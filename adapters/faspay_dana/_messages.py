@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Any, Final, Self
+from typing import Any, Final, NamedTuple, Self
 
 import attrs
 
@@ -160,9 +160,9 @@ class ChannelInquiryRequest:
             raise _payload_error(exc) from None
 
 
-@attrs.frozen
-class PaymentChannel:
-    """One enabled channel: ``pg_code`` (``"819"``) and ``pg_name`` (``"DANA"``)."""
+class PaymentChannel(NamedTuple):
+    """One enabled channel, a ``(code, name)`` pair: ``pg_code`` (``"819"``) and ``pg_name``
+    (``"DANA"``)."""
 
     code: str
     name: str

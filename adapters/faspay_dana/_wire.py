@@ -29,7 +29,7 @@ MAX_AMOUNT_DIGITS: Final = 15
 MAX_DEPTH: Final = 16
 
 _DIGITS = re.compile(r"[0-9]+")
-_DATETIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}")
+_DATETIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}", re.ASCII)
 _DECIMAL_AMOUNT = re.compile(r"([0-9]+)\.([0-9]{2})")
 _PHONE_NOISE = re.compile(r"[\s\-().]")
 _STRAY_AMPERSAND = re.compile(rb"&(?!(?:amp|lt|gt|quot|apos|#[0-9]{1,7}|#x[0-9A-Fa-f]{1,6});)")
@@ -51,8 +51,16 @@ def parse_datetime(text: str, *, field: str = "datetime") -> datetime:
     """``YYYY-MM-DD HH:MM:SS`` (Jakarta time) as an aware datetime; :class:`PayloadError`."""
     if not isinstance(text, str) or _DATETIME.fullmatch(text) is None:
         raise PayloadError(f"{field} must be YYYY-MM-DD HH:MM:SS", field=field)
-    try:
-        return datetime.strptime(text, DATETIME_FORMAT).replace(tzinfo=JAKARTA)
+    try:  # by hand: strptime is several times slower, and the shape is already checked
+        return datetime(
+            int(text[0:4]),
+            int(text[5:7]),
+            int(text[8:10]),
+            int(text[11:13]),
+            int(text[14:16]),
+            int(text[17:19]),
+            tzinfo=JAKARTA,
+        )
     except ValueError:
         raise PayloadError(f"{field} is not a valid date", field=field) from None
 

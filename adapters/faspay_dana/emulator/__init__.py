@@ -41,16 +41,17 @@ from adapters.faspay_dana.emulator._messages import (
 from adapters.faspay_dana.emulator._model import SANDBOX_PASSWORD, Merchant
 from adapters.faspay_dana.emulator._server import EmulatorServer
 
-__all__ = [
+# Plain sorted() order, like gateway_core.__all__ (ruff would group constants first).
+__all__ = [  # noqa: RUF022
     "ENDPOINT_FAULTS",
-    "NOTIFICATION_FAULTS",
-    "SANDBOX_PASSWORD",
     "EmulatorApp",
     "EmulatorClock",
     "EmulatorControl",
     "EmulatorError",
     "EmulatorServer",
     "Merchant",
+    "NOTIFICATION_FAULTS",
+    "SANDBOX_PASSWORD",
     "TransitionNotAllowed",
     "UnknownBill",
     "example_post_data",

@@ -564,3 +564,20 @@ def test_json_bodies_are_ascii(gateway: FaspayDanaGateway, faspay: Any) -> None:
     body = faspay.requests[0].body
     assert body.isascii()
     assert json.loads(body)["bill_desc"] == "Pembayaran café"
+
+
+def test_an_inquiry_answer_for_another_bill_is_malformed(
+    gateway: FaspayDanaGateway, faspay: Any
+) -> None:
+    faspay.answer(inquired(bill_no="SOMEONE-ELSE"))
+    with pytest.raises(MalformedResponse):
+        gateway.inquire(pending_payment())
+
+
+def test_a_create_answer_for_another_bill_is_an_unknown_outcome(
+    config: FaspayConfig, faspay: Any
+) -> None:
+    gateway = retrying_gateway(config, faspay)
+    faspay.answer(created(bill_no="SOMEONE-ELSE"))
+    with pytest.raises(OutcomeUnknown):
+        gateway.create(payment_request())

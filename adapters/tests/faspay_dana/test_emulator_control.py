@@ -141,6 +141,13 @@ def test_python_api_mirrors_the_http_one(server: EmulatorServer) -> None:
     assert app.idle()
 
 
+def test_public_names_are_sorted_and_exported() -> None:
+    import adapters.faspay_dana.emulator as emulator
+
+    assert emulator.__all__ == sorted(emulator.__all__)
+    assert all(hasattr(emulator, name) for name in emulator.__all__)
+
+
 # --- command line -----------------------------------------------------------------------------
 
 

@@ -304,9 +304,9 @@ def test_burst_delivers_concurrently(server: EmulatorServer, receiver: Receiver)
     server.app.pay("B-burst")
     settle(server)
     assert len(receiver.received) == 6
-    assert receiver.max_in_flight >= 4
+    assert receiver.max_in_flight >= 3  # released together by the barrier
     starts = [r["at"] for r in receiver.received]
-    assert max(starts) - min(starts) < 0.15
+    assert max(starts) - min(starts) < receiver.hold
     assert len({r["body"] for r in receiver.received}) == 1
 
 
@@ -411,6 +411,7 @@ def test_manual_notify_resends_or_scripts_a_status(
     server.app.pay("B-man")
     settle(server)
     server.app.notify("B-man")
+    settle(server)
     server.app.notify("B-man", status="1")
     settle(server)
     assert [m["payment_status_code"] for m in receiver.json()] == ["2", "2", "1"]
