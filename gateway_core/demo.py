@@ -211,7 +211,10 @@ def run_demo(options: DemoOptions, *, out: TextIO | None) -> dict[str, Any]:
         say(f"3. The customer opens the redirect and chooses '{action.value}' on the page:")
         for step in visit.steps:
             say(f"   - {step}")
-        if visit.return_url:
+        if visit.return_url and options.drop_notifications:
+            say("4. The customer closes the browser instead of returning to the shop")
+            say("   (so neither the return nor any notification reaches the merchant)")
+        elif visit.return_url:
             reply = requests.get(visit.return_url, allow_redirects=False, timeout=10)
             say(
                 f"4. The browser returns to the merchant: HTTP {reply.status_code} -> "

@@ -133,6 +133,7 @@ class FaspayDanaGateway(Gateway):
     )
     secret_settings: ClassVar[frozenset[str]] = frozenset({"password"})
     emulator_entry: ClassVar[str] = "adapters.faspay_dana.emulator:main"
+    sandbox_entry: ClassVar[str] = "adapters.faspay_dana.sandbox:sandbox"
 
     def __init__(
         self,

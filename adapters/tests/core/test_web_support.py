@@ -156,6 +156,8 @@ def serve(app: WSGIApp, **adjustments: Any) -> Iterator[str]:
     try:
         yield f"http://127.0.0.1:{server.effective_port}"
     finally:
-        server.task_dispatcher.shutdown()
-        wasyncore.close_all(server._map)  # the listener and any kept-alive connections
+        # Close the listener and kept-alive connections from the server's own loop thread;
+        # the loop ends when nothing is left to watch.
+        server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
         thread.join(5)
+        server.task_dispatcher.shutdown()
