@@ -1,0 +1,307 @@
+"""The examples in docs/examples/ (Flask, Django, FastAPI) work as docs/frameworks.md says.
+
+Each example's ``create_app(service)`` gets a real payment service (the Acme Pay example
+plugin, a SQLite ledger, a hook recorder as the order system); requests go through the
+framework: Flask's test client, FastAPI's ``TestClient`` (ASGI, through a2wsgi), and for
+Django a real waitress server, because the example dispatches in front of Django at the
+WSGI level, where Django's own test client does not reach.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Protocol
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import attrs
+import pytest
+import requests
+from test_web_support import (
+    ACK_FAILED,
+    ACK_OK,
+    GATEWAY,
+    JSON,
+    ORDER,
+    REFERENCE,
+    LedgerState,
+    acme_notification,
+    acme_runtime,
+    insert_pending_payment,
+    serve,
+    sign,
+    signed_headers,
+    signed_return,
+)
+
+from gateway_core import EventKind, PaymentStatus
+from gateway_core._runtime import Runtime
+from gateway_core.testing import HookRecorder
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+EXAMPLES = REPO_ROOT / "docs" / "examples"
+GUIDE = REPO_ROOT / "docs" / "frameworks.md"
+
+#: example module -> (modules it needs, where the return page is)
+FRAMEWORKS = {
+    "flask_app": (("flask",), "/thanks"),
+    "django_app": (("django",), "/thanks/"),
+    "fastapi_app": (("fastapi", "a2wsgi", "httpx"), "/thanks"),
+}
+NOTIFY = f"/payments/notify/{GATEWAY}"
+
+
+def load_example(name: str) -> ModuleType:
+    """Import docs/examples/<name>.py once per process (Django's settings are global)."""
+    module_name = f"gateway_docs_example_{name}"
+    if module_name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(module_name, EXAMPLES / f"{name}.py")
+        assert spec is not None
+        assert spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[module_name]
+            raise
+    return sys.modules[module_name]
+
+
+@attrs.frozen
+class Reply:
+    status: int
+    content_type: str
+    body: bytes
+    location: str
+
+
+class Shop(Protocol):
+    """One framework's app, driven through that framework's way of taking requests."""
+
+    return_page: str
+
+    def post(self, target: str, body: bytes, headers: dict[str, str]) -> Reply: ...
+
+    def get(self, target: str) -> Reply: ...
+
+
+@attrs.define
+class FlaskShop:
+    client: Any
+    return_page: str
+
+    def _reply(self, response: Any) -> Reply:
+        headers = response.headers
+        return Reply(
+            response.status_code,
+            headers.get("Content-Type", ""),
+            response.data,
+            headers.get("Location", ""),
+        )
+
+    def post(self, target: str, body: bytes, headers: dict[str, str]) -> Reply:
+        return self._reply(self.client.post(target, data=body, headers=headers))
+
+    def get(self, target: str) -> Reply:
+        return self._reply(self.client.get(target))
+
+
+@attrs.define
+class HttpShop:
+    """A client for a real server (Django) or an httpx-style test client (FastAPI)."""
+
+    client: Any
+    base: str
+    return_page: str
+    body_argument: str = "content"
+    redirect_argument: dict[str, bool] = attrs.field(factory=dict)
+
+    def _reply(self, response: Any) -> Reply:
+        headers = response.headers
+        return Reply(
+            response.status_code,
+            headers.get("Content-Type", ""),
+            response.content,
+            headers.get("Location", ""),
+        )
+
+    def post(self, target: str, body: bytes, headers: dict[str, str]) -> Reply:
+        kwargs: dict[str, Any] = {self.body_argument: body, "headers": headers}
+        return self._reply(self.client.post(self.base + target, **kwargs, **self.redirect_argument))
+
+    def get(self, target: str) -> Reply:
+        return self._reply(self.client.get(self.base + target, **self.redirect_argument))
+
+
+@pytest.fixture
+def recorder() -> HookRecorder:
+    return HookRecorder()
+
+
+@pytest.fixture
+def runtime(
+    tmp_path: Path, example_plugin_on_path: Path, recorder: HookRecorder
+) -> Iterator[Runtime]:
+    rt = acme_runtime(tmp_path, recorder)
+    insert_pending_payment(rt.ledger)
+    yield rt
+    rt.close()
+
+
+@pytest.fixture(params=list(FRAMEWORKS))
+def shop(request: pytest.FixtureRequest, runtime: Runtime) -> Iterator[Shop]:
+    name: str = request.param
+    needs, return_page = FRAMEWORKS[name]
+    for module in needs:
+        pytest.importorskip(
+            module, reason=f"{module} is not installed (pip install -e '.[test]' brings it)"
+        )
+    app = load_example(name).create_app(runtime.service)
+    if name == "flask_app":
+        yield FlaskShop(app.test_client(), return_page)
+    elif name == "fastapi_app":
+        from fastapi.testclient import TestClient
+
+        with TestClient(app) as client:
+            yield HttpShop(client, "", return_page, redirect_argument={"follow_redirects": False})
+    else:
+        with serve(app) as base, requests.Session() as session:
+            yield HttpShop(
+                session,
+                base,
+                return_page,
+                body_argument="data",
+                redirect_argument={"allow_redirects": False},
+            )
+
+
+def paid_events(recorder: HookRecorder) -> int:
+    return len(recorder.of_kind(EventKind.PAID))
+
+
+def status_of(runtime: Runtime) -> PaymentStatus:
+    record = runtime.ledger.get_payment(GATEWAY, REFERENCE)
+    assert record is not None
+    return record.status
+
+
+def test_signed_notification_pays_the_order_once(
+    shop: Shop, runtime: Runtime, recorder: HookRecorder
+) -> None:
+    body = acme_notification()
+    for _ in range(2):  # Acme retries until acknowledged; the repeat changes nothing
+        reply = shop.post(NOTIFY, body, signed_headers(body))
+        assert (reply.status, reply.content_type, reply.body) == (200, JSON, ACK_OK)
+        assert status_of(runtime) is PaymentStatus.PAID
+        assert paid_events(recorder) == 1
+    assert [entry.verdict for entry in runtime.ledger.journal()] == ["applied", "duplicate"]
+
+
+def test_forged_notification_gets_the_failure_reply_and_changes_nothing(
+    shop: Shop, runtime: Runtime, recorder: HookRecorder
+) -> None:
+    body = acme_notification()
+    before = LedgerState.of(runtime.ledger)
+    reply = shop.post(NOTIFY, body, signed_headers(body, secret="forged"))
+    assert (reply.status, reply.content_type, reply.body) == (400, JSON, ACK_FAILED)
+    after = LedgerState.of(runtime.ledger)
+    assert after.payment == before.payment
+    assert (after.transitions, after.events) == (before.transitions, before.events)
+    assert status_of(runtime) is PaymentStatus.PENDING
+    assert recorder.events == []
+
+
+def test_body_reaches_the_signature_check_byte_for_byte(shop: Shop, runtime: Runtime) -> None:
+    # Whitespace, key order and a form-like content type must survive the framework.
+    body = b'{ "status":"paid",\r\n "currency":"USD", "amount_minor":1000,\t"reference":"ord-1-1"}'
+    headers = {"Acme-Signature": sign(body), "Content-Type": "application/x-www-form-urlencoded"}
+    reply = shop.post(NOTIFY, body, headers)
+    assert (reply.status, reply.body) == (200, ACK_OK)
+    assert status_of(runtime) is PaymentStatus.PAID
+
+
+def test_return_redirects_303_to_the_shops_thanks_page(shop: Shop, runtime: Runtime) -> None:
+    body = acme_notification()
+    assert shop.post(NOTIFY, body, signed_headers(body)).status == 200
+    reply = shop.get(f"/payments/return/{GATEWAY}?{urlencode(signed_return())}")
+    assert reply.status == 303
+    location = urlsplit(reply.location)
+    assert location.path == shop.return_page
+    assert parse_qs(location.query) == {
+        "gateway": [GATEWAY],
+        "reference": [REFERENCE],
+        "status": ["paid"],
+        "order": [ORDER],
+    }
+    page = shop.get(reply.location)  # the framework's own view, after the redirect
+    assert page.status == 200
+    assert page.body == b"Order ord-1: paid\n"
+
+
+def test_return_with_a_bad_signature_is_a_400_page(shop: Shop, runtime: Runtime) -> None:
+    query = {**signed_return(), "status": "failed"}
+    reply = shop.get(f"/payments/return/{GATEWAY}?{urlencode(query)}")
+    assert reply.status == 400
+    assert reply.body == b"This link is not valid."
+    assert reply.location == ""
+
+
+def test_thanks_page_reads_the_ledger_not_the_query(shop: Shop, runtime: Runtime) -> None:
+    query = urlencode({"gateway": GATEWAY, "reference": REFERENCE, "status": "paid"})
+    page = shop.get(f"{shop.return_page}?{query}")
+    assert page.status == 200
+    assert page.body == b"Order ord-1: pending\n"
+    assert shop.get(f"{shop.return_page}?gateway=acme&reference=nope").status == 404
+
+
+def test_mount_sends_payments_to_the_gateway_and_the_rest_to_the_framework(
+    shop: Shop, runtime: Runtime
+) -> None:
+    health = shop.get("/payments/health")
+    assert (health.status, health.body) == (200, b"ok")
+    assert shop.get("/payments/nothing-here").status == 404
+    assert shop.get("/health").status == 404  # only under /payments
+
+
+def test_django_dispatch_keeps_provider_posts_away_from_django_middleware(
+    runtime: Runtime,
+) -> None:
+    pytest.importorskip("django", reason="django is not installed (it is in the [test] extra)")
+    app = load_example("django_app").create_app(runtime.service)
+    body = acme_notification()
+    with serve(app) as base, requests.Session() as session:
+        # A POST that reaches Django meets its CSRF middleware ...
+        assert session.post(f"{base}/thanks/", data=body, timeout=10).status_code == 403
+        # ... the provider's POST under /payments/ never does.
+        response = session.post(f"{base}{NOTIFY}", data=body, headers=signed_headers(body))
+        assert (response.status_code, response.content) == (200, ACK_OK)
+
+
+# -- the guide quotes the examples verbatim ------------------------------------------------------
+
+
+def _definitions(path: Path) -> list[tuple[str, str]]:
+    source = path.read_text()
+    found = []
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.FunctionDef | ast.ClassDef):
+            segment = ast.get_source_segment(source, node)
+            assert segment is not None
+            found.append((node.name, segment))
+    return found
+
+
+@pytest.mark.parametrize("name", list(FRAMEWORKS))
+def test_guide_quotes_each_example_verbatim(name: str) -> None:
+    guide = GUIDE.read_text()
+    path = EXAMPLES / f"{name}.py"
+    assert f"docs/examples/{name}.py" in guide
+    definitions = _definitions(path)
+    assert "create_app" in [def_name for def_name, _ in definitions]
+    for def_name, segment in definitions:
+        assert segment in guide, f"{def_name} of {path.name} differs from docs/frameworks.md"
