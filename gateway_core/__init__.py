@@ -52,6 +52,16 @@ from gateway_core._models import (
 from gateway_core._plugins import Hooks, PluginHost
 from gateway_core._redact import get_logger, redact_text, register_secret
 from gateway_core._registry import ProviderInfo, ProviderRegistry
+from gateway_core._runtime import Runtime, build_runtime
+from gateway_core._service import (
+    DeliveryReport,
+    NotificationOutcome,
+    PaymentService,
+    ReconcileReport,
+    ReturnOutcome,
+    ServicePolicy,
+    StartedPayment,
+)
 from gateway_core._requests_transport import RequestsTransport
 from gateway_core._retry import ProviderClient, RetryPolicy
 from gateway_core._transport import HttpRequest, HttpResponse, MockTransport, Transport
@@ -66,6 +76,7 @@ __all__ = [
     "Capability",
     "ConfigurationError",
     "Customer",
+    "DeliveryReport",
     "EventKind",
     "Gateway",
     "GatewayError",
@@ -82,11 +93,13 @@ __all__ = [
     "Money",
     "NeverSent",
     "Notification",
+    "NotificationOutcome",
     "NotificationRejected",
     "OutcomeUnknown",
     "Payment",
     "PaymentEvent",
     "PaymentRequest",
+    "PaymentService",
     "PaymentStatus",
     "PluginError",
     "PluginHost",
@@ -98,15 +111,20 @@ __all__ = [
     "ProviderRegistry",
     "ProviderTemporaryError",
     "ProviderUnavailable",
+    "ReconcileReport",
     "RedirectInstruction",
     "RedirectMethod",
     "ReferenceMismatch",
     "RequestsTransport",
     "RetryPolicy",
+    "ReturnOutcome",
     "ReturnResult",
+    "Runtime",
+    "ServicePolicy",
     "Settings",
     "SettingsReader",
     "SignedField",
+    "StartedPayment",
     "StatusReport",
     "TLSVerificationError",
     "Transport",
@@ -116,6 +134,7 @@ __all__ = [
     "UnsupportedOperation",
     "__version__",
     "build_gateway",
+    "build_runtime",
     "get_logger",
     "hookimpl",
     "redact_text",
