@@ -1,0 +1,119 @@
+"""A payment-service worker run as a separate OS process by the multi-process tests.
+
+Usage: ``python service_worker.py SPEC.json``. The spec (JSON) names:
+
+``settings``
+    the configuration mapping (``{"ledger": {"url": ...}, "providers": {...}}``) given to
+    ``Settings.from_mapping``; every worker builds its own runtime from it, so all of them
+    share the ledger named there.
+``gateway``
+    the configured gateway name the notifications are for.
+``bodies``
+    notification bodies (text), handled in order with ``service.handle_notification``.
+``hook_log``
+    a file each hook delivery is appended to (one JSON line per delivery, flushed and
+    fsync'ed before the hook returns, so it survives a SIGKILL right after the hook).
+``result``
+    where the outcomes are written (JSON) once every body was handled.
+``barrier``
+    when true, print ``ready`` and wait for one line on stdin before handling anything, so a
+    parent can release several workers at once.
+``deliver``
+    when true, run one more outbox delivery pass after the last body.
+
+``GATEWAY_CRASH_AT`` (set by the parent) makes the service SIGKILL this process at a point.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from typing import Any
+
+from gateway_core import Settings
+from gateway_core._events import PaymentEvent
+from gateway_core._runtime import build_runtime
+from gateway_core.ledger import OutboxEvent
+from gateway_core.testing import HookRecorder
+
+
+class FileRecorder(HookRecorder):
+    """A :class:`HookRecorder` that also appends every delivery to a file, durably."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        self.path = path
+
+    def _record(self, event: PaymentEvent) -> None:
+        super()._record(event)
+        line = json.dumps(
+            {
+                "pid": os.getpid(),
+                "event_id": event.event_id,
+                "kind": event.kind.value,
+                "order_reference": event.order_reference,
+                "merchant_reference": event.merchant_reference,
+                "payload": OutboxEvent.from_event(event, None).payload,
+            },
+            sort_keys=True,
+        )
+        with open(self.path, "a", encoding="utf-8") as log:
+            log.write(line + "\n")
+            log.flush()
+            os.fsync(log.fileno())
+
+
+def main(argv: list[str]) -> int:
+    with open(argv[1], encoding="utf-8") as file:
+        spec: dict[str, Any] = json.load(file)
+    settings = Settings.from_mapping(spec["settings"], source=argv[1])
+    recorder = FileRecorder(spec["hook_log"])
+    runtime = build_runtime(settings, plugins=[recorder], environ={})
+    try:
+        service = runtime.service
+        bodies = [body.encode("utf-8") for body in spec["bodies"]]
+        runtime.ledger.counts_by_status()  # open the connection before the start line
+        if spec.get("barrier"):
+            sys.stdout.write("ready\n")
+            sys.stdout.flush()
+            if sys.stdin.readline().strip() != "go":
+                return 3
+        started = time.time()
+        outcomes = []
+        for body in bodies:
+            outcome = service.handle_notification(spec["gateway"], body, {})
+            outcomes.append(
+                {
+                    "verdict": outcome.verdict,
+                    "reason": outcome.reason,
+                    "accepted": outcome.acknowledgement.accepted,
+                    "status_code": outcome.acknowledgement.status_code,
+                    "ack_body": outcome.acknowledgement.body.decode("utf-8", "replace"),
+                    "merchant_reference": (
+                        outcome.payment.merchant_reference if outcome.payment else ""
+                    ),
+                }
+            )
+        finished = time.time()
+        extra = None
+        if spec.get("deliver"):
+            report = service.deliver_events()
+            extra = {"delivered": report.delivered, "failed": report.failed}
+        result = {
+            "pid": os.getpid(),
+            "started": started,
+            "finished": finished,
+            "outcomes": outcomes,
+            "delivery": extra,
+        }
+        with open(spec["result"], "w", encoding="utf-8") as file:
+            json.dump(result, file)
+    finally:
+        runtime.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv))
