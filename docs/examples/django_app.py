@@ -22,7 +22,7 @@ from django.urls import path
 from gateway_core.web import make_wsgi_app
 
 if TYPE_CHECKING:
-    from gateway_core._service import PaymentService
+    from gateway_core import PaymentService
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -92,8 +92,7 @@ def create_app(service: PaymentService) -> PathPrefixDispatcher:
 if __name__ == "__main__":
     import waitress
 
-    from gateway_core import Settings
-    from gateway_core._runtime import build_runtime
+    from gateway_core import Settings, build_runtime
 
     with build_runtime(Settings.load()) as runtime:  # the TOML file named by $GATEWAY_CONFIG
         waitress.serve(create_app(runtime.service), host="127.0.0.1", port=8000)

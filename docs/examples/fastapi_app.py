@@ -16,7 +16,7 @@ from fastapi.responses import PlainTextResponse
 from gateway_core.web import make_wsgi_app
 
 if TYPE_CHECKING:
-    from gateway_core._service import PaymentService
+    from gateway_core import PaymentService
 
 
 def create_app(service: PaymentService) -> FastAPI:
@@ -39,8 +39,7 @@ def create_app(service: PaymentService) -> FastAPI:
 if __name__ == "__main__":
     import uvicorn
 
-    from gateway_core import Settings
-    from gateway_core._runtime import build_runtime
+    from gateway_core import Settings, build_runtime
 
     with build_runtime(Settings.load()) as runtime:  # the TOML file named by $GATEWAY_CONFIG
         uvicorn.run(create_app(runtime.service), host="127.0.0.1", port=8000)

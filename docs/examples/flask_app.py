@@ -15,7 +15,7 @@ from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from gateway_core.web import make_wsgi_app
 
 if TYPE_CHECKING:
-    from gateway_core._service import PaymentService
+    from gateway_core import PaymentService
 
 
 def create_app(service: PaymentService) -> Flask:
@@ -39,8 +39,7 @@ def create_app(service: PaymentService) -> Flask:
 
 
 if __name__ == "__main__":
-    from gateway_core import Settings
-    from gateway_core._runtime import build_runtime
+    from gateway_core import Settings, build_runtime
 
     with build_runtime(Settings.load()) as runtime:  # the TOML file named by $GATEWAY_CONFIG
         create_app(runtime.service).run(host="127.0.0.1", port=8000)

@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from socketserver import ThreadingMixIn
 from typing import Any
@@ -42,8 +43,7 @@ from test_web_support import (
     signed_return,
 )
 
-from gateway_core import EventKind, PaymentStatus
-from gateway_core._runtime import Runtime
+from gateway_core import EventKind, PaymentStatus, Runtime
 from gateway_core.ledger import PaymentRecord, open_ledger
 from gateway_core.testing import HookRecorder
 from gateway_core.web import make_wsgi_app
@@ -105,17 +105,13 @@ def payment(runtime: Runtime) -> PaymentRecord:
 @pytest.fixture
 def gateway_server(runtime: Runtime) -> Iterator[Callable[..., str]]:
     """``gateway_server(**make_wsgi_app_options)`` serves a gateway app; returns its URL."""
-    servers: list[Any] = []
+    with ExitStack() as servers:
 
-    def start(**options: Any) -> str:
-        options.setdefault("return_page", RETURN_PAGE)
-        context = serve(make_wsgi_app(runtime.service, **options))
-        servers.append(context)
-        return context.__enter__()
+        def start(**options: Any) -> str:
+            options.setdefault("return_page", RETURN_PAGE)
+            return servers.enter_context(serve(make_wsgi_app(runtime.service, **options)))
 
-    yield start
-    for context in reversed(servers):
-        context.__exit__(None, None, None)
+        yield start
 
 
 @pytest.fixture
@@ -156,9 +152,7 @@ def test_health_answers_ok(gateway_server: Callable[..., str], http: requests.Se
     assert response.text == "ok"
 
 
-def test_unknown_routes_are_404(
-    runtime: Runtime, gateway_server: Callable[..., str], http: requests.Session
-) -> None:
+def test_unknown_routes_are_404(gateway_server: Callable[..., str], http: requests.Session) -> None:
     url = gateway_server()
     for response in (
         http.get(f"{url}/notify", timeout=10),

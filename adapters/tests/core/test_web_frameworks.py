@@ -39,8 +39,7 @@ from test_web_support import (
     signed_return,
 )
 
-from gateway_core import EventKind, PaymentStatus
-from gateway_core._runtime import Runtime
+from gateway_core import EventKind, PaymentStatus, Runtime
 from gateway_core.testing import HookRecorder
 
 REPO_ROOT = Path(__file__).resolve().parents[3]

@@ -17,8 +17,7 @@ import attrs
 import waitress
 from waitress import wasyncore
 
-from gateway_core import Money, PaymentStatus, Settings
-from gateway_core._runtime import Runtime, build_runtime
+from gateway_core import Money, PaymentStatus, Runtime, Settings, build_runtime
 from gateway_core.ledger import JournalEntry, Ledger, PaymentRecord
 from gateway_core.testing import HookRecorder
 

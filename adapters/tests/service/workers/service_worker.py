@@ -20,6 +20,9 @@ Usage: ``python service_worker.py SPEC.json``. The spec (JSON) names:
     parent can release several workers at once.
 ``deliver``
     when true, run one more outbox delivery pass after the last body.
+``drain``
+    when a positive number N, then deliver the outbox N events at a time until a pass finds
+    nothing due (several workers draining one outbox contend for the claims).
 
 ``GATEWAY_CRASH_AT`` (set by the parent) makes the service SIGKILL this process at a point.
 """
@@ -101,12 +104,20 @@ def main(argv: list[str]) -> int:
         if spec.get("deliver"):
             report = service.deliver_events()
             extra = {"delivered": report.delivered, "failed": report.failed}
+        passes = []
+        if spec.get("drain"):
+            while True:
+                report = service.deliver_events(limit=int(spec["drain"]))
+                if not report.delivered and not report.failed:
+                    break
+                passes.append(report.delivered)
         result = {
             "pid": os.getpid(),
             "started": started,
             "finished": finished,
             "outcomes": outcomes,
             "delivery": extra,
+            "drain_passes": passes,
         }
         with open(spec["result"], "w", encoding="utf-8") as file:
             json.dump(result, file)

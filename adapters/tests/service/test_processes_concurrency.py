@@ -1,0 +1,297 @@
+"""Several OS processes, each with its own PaymentService, share one ledger (the same SQLite
+file, or the same PostgreSQL schema) and apply the same paid notifications at the same time.
+
+The parent creates the payments through the Faspay emulator, pays them there, and hands the
+signed paid notifications to every worker (``workers/service_worker.py``) in a spec file.
+Workers build their runtimes, report ``ready`` and wait on stdin; the parent releases them
+all at once. Every payment must be paid exactly once (one transition, one paid outbox event),
+every notification acknowledged with success, and the paid hook delivered exactly once across
+all workers: outbox claims are exclusive within the lease.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from adapters.faspay_dana.emulator import EmulatorApp, EmulatorServer, Merchant
+from adapters.faspay_dana.testing import signed_notification
+from gateway_core import EventKind, PaymentStatus, Settings
+from gateway_core._runtime import build_runtime
+from gateway_core.testing import HookRecorder
+
+WORKER = Path(__file__).resolve().parent / "workers" / "service_worker.py"
+ROOT_CONFTEST = Path(__file__).resolve().parent.parent / "conftest.py"
+WORKERS = 4
+PAYMENTS = 10
+GATEWAY = "dana"
+MERCHANT_ID = "99999"
+MERCHANT_NAME = "Test Store"
+
+
+@pytest.fixture(scope="module")
+def suite(pytestconfig: pytest.Config) -> Any:
+    """The shared root conftest module (Store, TEST_PASSWORD, require_postgres, ...)."""
+    manager = pytestconfig.pluginmanager
+    module = manager.get_plugin(str(ROOT_CONFTEST))
+    if module is None:  # registered under another spelling of the path (symlinks)
+        for plugin in manager.get_plugins():
+            path = getattr(plugin, "__file__", None)
+            if path and Path(path).resolve() == ROOT_CONFTEST:
+                module = plugin
+    assert module is not None, "adapters/tests/conftest.py is not loaded"
+    return module
+
+
+@pytest.fixture
+def emulator(suite: Any) -> Iterator[EmulatorServer]:
+    """The Faspay emulator; notifications are recorded, not sent (the test delivers them)."""
+    merchant = Merchant(MERCHANT_ID, merchant_name=MERCHANT_NAME, password=suite.TEST_PASSWORD)
+    server = EmulatorServer(EmulatorApp(merchant, retry_interval=0.05)).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _settings(suite: Any, ledger_url: str, emulator_url: str) -> dict[str, Any]:
+    return {
+        "ledger": {"url": ledger_url},
+        "providers": {
+            GATEWAY: {
+                "provider": "faspay_dana",
+                "merchant_id": MERCHANT_ID,
+                "merchant_name": MERCHANT_NAME,
+                "password": suite.TEST_PASSWORD,
+                "base_url": emulator_url,
+                "read_timeout": 2.0,
+                "deadline": 6.0,
+                "max_retries": 1,
+            }
+        },
+    }
+
+
+def _worker_env() -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("GATEWAY_", "FASPAY_")) or k == "GATEWAY_TEST_POSTGRES"
+    }
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def _prepare(
+    suite: Any, store: Any, emulator: EmulatorServer, *, count: int = PAYMENTS
+) -> tuple[dict[str, Any], list[Any], list[str]]:
+    """Create and pay ``count`` payments; the settings, the records and the paid bodies."""
+    mapping = _settings(suite, store.url, emulator.url)
+    recorder = HookRecorder()
+    runtime = build_runtime(Settings.from_mapping(mapping), plugins=[recorder], environ={})
+    try:
+        service = runtime.service
+        gateway = runtime.gateways[GATEWAY]
+        records = []
+        bodies = []
+        for n in range(count):
+            started = service.start_payment(
+                GATEWAY,
+                _request(f"PROC-{n}", amount=str(2000 + 500 * n)),
+            )
+            record = started.payment
+            assert record.status is PaymentStatus.PENDING
+            assert record.provider_reference
+            emulator.app.pay(record.merchant_reference)
+            body = signed_notification(
+                gateway,
+                bill_no=record.merchant_reference,
+                trx_id=record.provider_reference,
+                status=PaymentStatus.PAID,
+                amount=record.amount,
+            )
+            # The notification the parent hands out is the one its own gateway accepts.
+            assert gateway.handle_notification(body, {}).merchant_reference == (
+                record.merchant_reference
+            )
+            records.append(record)
+            bodies.append(body.decode("utf-8"))
+        # The created events were delivered here, so workers only see paid events.
+        assert recorder.kinds() == [EventKind.CREATED] * count
+        assert runtime.ledger.outbox(delivered=False) == []
+    finally:
+        runtime.close()
+    return mapping, records, bodies
+
+
+def _request(order: str, *, amount: str) -> Any:
+    from gateway_core import Customer, Money, PaymentRequest
+
+    return PaymentRequest(
+        order_reference=order,
+        amount=Money(amount, "IDR"),
+        customer=Customer("Budi", email="budi@example.com", phone="081234567890"),
+        description=f"Order {order}",
+        return_url="http://127.0.0.1:9/return/dana",
+    )
+
+
+def _run_workers(
+    mapping: dict[str, Any], bodies: list[str], tmp_path: Path, **options: Any
+) -> list[dict[str, Any]]:
+    """Start WORKERS processes, release them together, return their results (with hooks)."""
+    procs: list[tuple[subprocess.Popen[str], Path, Path]] = []
+
+    def kill_all() -> None:  # a hung worker must not hang the test run
+        for proc, _, _ in procs:
+            if proc.poll() is None:
+                proc.kill()
+
+    watchdog = threading.Timer(90, kill_all)
+    watchdog.start()
+    try:
+        for index in range(WORKERS):
+            spec_path = tmp_path / f"worker-{index}.json"
+            result_path = tmp_path / f"worker-{index}.result.json"
+            hook_log = tmp_path / f"worker-{index}.hooks.jsonl"
+            spec = {
+                "settings": mapping,
+                "gateway": GATEWAY,
+                "bodies": bodies,
+                "hook_log": str(hook_log),
+                "result": str(result_path),
+                "barrier": True,
+                **options,
+            }
+            spec_path.write_text(json.dumps(spec), encoding="utf-8")
+            proc = subprocess.Popen(
+                [sys.executable, str(WORKER), str(spec_path)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=_worker_env(),
+                cwd=str(tmp_path),
+            )
+            procs.append((proc, result_path, hook_log))
+        for proc, _, _ in procs:  # the start barrier: everyone built and connected
+            assert proc.stdout is not None
+            line = proc.stdout.readline()
+            if line.strip() != "ready":
+                _, err = proc.communicate(timeout=30)
+                pytest.fail(f"worker did not start: {line!r}\n{err}")
+        for proc, _, _ in procs:  # release them all at once
+            assert proc.stdin is not None
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+        results = []
+        for proc, result_path, hook_log in procs:
+            _, err = proc.communicate(timeout=60)
+            assert proc.returncode == 0, f"worker exited {proc.returncode}:\n{err}"
+            assert "Traceback" not in err, err
+            result = json.loads(result_path.read_text(encoding="utf-8"))
+            hooks = hook_log.read_text(encoding="utf-8").splitlines() if hook_log.exists() else []
+            result["hooks"] = [json.loads(line) for line in hooks]
+            results.append(result)
+        return results
+    finally:
+        watchdog.cancel()
+        for proc, _, _ in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=10)
+
+
+def test_processes_apply_the_same_notifications_once(
+    suite: Any, any_store: Any, emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    mapping, records, bodies = _prepare(suite, any_store, emulator)
+    results = _run_workers(mapping, bodies, tmp_path, deliver=True)
+
+    # Every handle_notification in every worker was acknowledged with success ("00").
+    outcomes = [o for r in results for o in r["outcomes"]]
+    assert len(outcomes) == WORKERS * PAYMENTS
+    for outcome in outcomes:
+        assert outcome["accepted"], outcome
+        assert outcome["status_code"] == 200, outcome
+        assert json.loads(outcome["ack_body"])["response_code"] == "00", outcome
+        assert outcome["verdict"] in {"applied", "duplicate"}, outcome
+    # Exactly one worker applied each payment; every other one saw a duplicate.
+    applied = Counter(o["merchant_reference"] for o in outcomes if o["verdict"] == "applied")
+    assert applied == Counter({r.merchant_reference: 1 for r in records})
+
+    ledger = any_store.open()
+    try:
+        for record in records:
+            fresh = ledger.get_payment(GATEWAY, record.merchant_reference)
+            assert fresh is not None
+            assert fresh.status is PaymentStatus.PAID
+            paid = [t for t in ledger.transitions(fresh.id) if t.to_status is PaymentStatus.PAID]
+            assert len(paid) == 1, paid
+            assert paid[0].from_status is PaymentStatus.PENDING
+            events = ledger.outbox(payment_id=fresh.id)
+            assert Counter(e.kind for e in events) == Counter(
+                {EventKind.CREATED: 1, EventKind.PAID: 1}
+            )
+            assert all(e.delivered_at is not None for e in events), events
+        assert ledger.outbox(delivered=False) == []
+        counts = {status: n for status, n in ledger.counts_by_status().items() if n}
+        assert counts == {PaymentStatus.PAID: PAYMENTS}
+    finally:
+        ledger.close()
+
+    # The hooks: across all workers, each paid event was delivered exactly once.
+    deliveries = [h for r in results for h in r["hooks"]]
+    expected = {f"{GATEWAY}:{r.merchant_reference}:paid" for r in records}
+    assert Counter(h["event_id"] for h in deliveries) == Counter(dict.fromkeys(expected, 1))
+    assert {h["kind"] for h in deliveries} == {"paid"}
+    assert sorted(h["order_reference"] for h in deliveries) == sorted(
+        r.order_reference for r in records
+    )
+    # Each delivery happened in the process that reported it.
+    for result in results:
+        assert {h["pid"] for h in result["hooks"]} <= {result["pid"]}
+
+
+def test_processes_draining_one_outbox_deliver_each_event_once(
+    suite: Any, any_store: Any, emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    """Paid transitions committed without delivery (as after a crash) leave a backlog; several
+    processes drain it a few events at a time, concurrently. Each event is claimed, and so
+    delivered, by exactly one of them."""
+    count = 16
+    mapping, records, bodies = _prepare(suite, any_store, emulator, count=count)
+    runtime = build_runtime(Settings.from_mapping(mapping), environ={}, deliver_after_commit=False)
+    try:
+        for body in bodies:
+            outcome = runtime.service.handle_notification(GATEWAY, body.encode(), {})
+            assert (outcome.verdict, outcome.acknowledgement.accepted) == ("applied", True)
+        backlog = runtime.ledger.outbox(delivered=False)
+        assert len(backlog) == count
+        assert {e.kind for e in backlog} == {EventKind.PAID}
+    finally:
+        runtime.close()
+
+    results = _run_workers(mapping, [], tmp_path, drain=3)
+
+    deliveries = [h for r in results for h in r["hooks"]]
+    expected = {f"{GATEWAY}:{r.merchant_reference}:paid" for r in records}
+    assert Counter(h["event_id"] for h in deliveries) == Counter(dict.fromkeys(expected, 1))
+    for result in results:
+        assert sum(result["drain_passes"]) == len(result["hooks"])
+    ledger = any_store.open()
+    try:
+        assert ledger.outbox(delivered=False) == []
+        for event in ledger.outbox():
+            assert event.attempts == 0  # nobody failed, nobody had to retry
+    finally:
+        ledger.close()

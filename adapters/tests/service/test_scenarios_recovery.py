@@ -1,0 +1,292 @@
+"""N10, the ambiguous create, and the customer's return (reliability plan §7.2–7.3): what the
+platform does when the provider's answer never arrives, over loopback HTTP against the emulator
+and the merchant's endpoints, on SQLite and PostgreSQL.
+
+- A notification lost for good is recovered by reconciliation (inquiry), exactly once.
+- A create whose reply was cut off after the provider processed it leaves one bill at the
+  provider and an ``unknown`` attempt that is never re-posted; the order gets a new bill, and
+  reconciliation settles the old attempt as expired once its expiry has passed.
+- The customer's return is a trigger for an inquiry, never proof of payment; a forged return is
+  refused.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import requests
+from test_scenarios_support import (
+    assert_invariants,
+    effects,
+    get_return,
+    journal,
+    paid_transitions,
+    pay_without_notifying,
+    return_query_for,
+    verdicts,
+)
+
+from gateway_core import (
+    EventKind,
+    NotificationRejected,
+    OutcomeUnknown,
+    PaymentService,
+    PaymentStatus,
+    ServicePolicy,
+)
+
+ORDER = "ORDER-REC"
+S = PaymentStatus
+
+
+def _location_status(reply: requests.Response) -> str:
+    """The ``status`` the return endpoint passed on to the shop's page."""
+    return parse_qs(urlsplit(reply.headers["Location"]).query)["status"][0]
+
+
+# -- N10: the notification is lost ----------------------------------------------------------
+
+
+def test_n10_lost_notification_is_recovered_once_by_reconciliation(stack: Any) -> None:
+    bill_no = stack.start(ORDER).payment.merchant_reference
+    stack.emulator.add_fault("notification", "drop", count=10)  # the endpoint is down
+
+    stack.emulator.pay(bill_no)
+    stack.wait()
+
+    (delivery,) = stack.emulator.deliveries(bill_no)
+    assert delivery["state"] == "failed"
+    assert len(delivery["attempts"]) == 4  # Faspay gave up after its re-sends
+    assert stack.record(bill_no).status is S.PENDING
+    assert effects(stack, ORDER, EventKind.PAID) == 0
+
+    first = stack.service.reconcile(min_interval=0)
+
+    assert (first.examined, first.changed) == (1, 1)
+    record = stack.record(bill_no)
+    assert record.status is S.PAID
+    assert [t.source for t in paid_transitions(stack, record)] == ["reconcile"]
+    assert effects(stack, ORDER, EventKind.PAID) == 1
+
+    second = stack.service.reconcile(min_interval=0)
+
+    assert second.changed == 0
+    assert stack.record(bill_no) == record
+    assert effects(stack, ORDER, EventKind.PAID) == 1
+    assert len(stack.recorder.of_kind(EventKind.PAID)) == 1
+    assert_invariants(stack, reconciled=True)
+
+
+def test_n10_notification_arriving_after_reconciliation_is_a_duplicate(stack: Any) -> None:
+    bill_no = stack.start(ORDER).payment.merchant_reference
+    pay_without_notifying(stack, bill_no)
+    stack.service.reconcile(min_interval=0)
+
+    stack.emulator.notify(bill_no)  # the endpoint is back; Faspay re-sends
+    stack.wait()
+
+    (_, late) = stack.emulator.deliveries(bill_no)
+    assert [(a["http_status"], a["response_code"]) for a in late["attempts"]] == [(200, "00")]
+    assert stack.record(bill_no).status is S.PAID
+    assert [e.verdict for e in journal(stack, "notification")] == ["duplicate"]
+    assert effects(stack, ORDER, EventKind.PAID) == 1
+    assert_invariants(stack, reconciled=True)
+
+
+# -- the ambiguous create ---------------------------------------------------------------------
+
+#: Short enough for a test to step past it (via the reconcile worker's clock), long enough
+#: that the bill is valid when it is posted.
+SHORT_EXPIRY = timedelta(minutes=10)
+
+
+def _ambiguous_start(stack: Any) -> datetime:
+    """Start ``ORDER`` (expiring in SHORT_EXPIRY) while the create's reply is cut off by a
+    reset after the emulator processed it; returns the requested expiry."""
+    expires_at = datetime.now(UTC) + SHORT_EXPIRY
+    stack.emulator.add_fault("create", "reset_after_read")
+    with pytest.raises(OutcomeUnknown):
+        stack.start(ORDER, expires_at=expires_at)
+    return expires_at
+
+
+def _later_worker(stack: Any, at: datetime) -> PaymentService:
+    """A reconciliation worker sharing the stack's ledger, gateways and hooks, whose clock
+    reads ``at`` (as if it ran then), with no expiry margin."""
+    return PaymentService(
+        gateways=stack.service.gateways,
+        ledger=stack.ledger,
+        hooks=stack.service.hooks,
+        policy=ServicePolicy(reconcile_grace=timedelta(0), expiry_margin=timedelta(0)),
+        clock=lambda: at,
+        sleep=lambda _: None,
+    )
+
+
+def test_ambiguous_create_leaves_one_bill_and_an_unknown_attempt(stack: Any) -> None:
+    _ambiguous_start(stack)
+
+    (attempt,) = stack.ledger.payments_for_order(stack.gateway_name, ORDER)
+    assert attempt.status is S.UNKNOWN
+    assert attempt.provider_reference == ""
+    bill_no = attempt.merchant_reference
+    assert stack.emulator.create_requests(bill_no) == 1  # not re-posted
+    assert [b["bill_no"] for b in stack.emulator.bills()] == [bill_no]
+    assert stack.emulator.bill(bill_no)["status"] == "0"  # the provider made it
+    assert verdicts(journal(stack, "create")) == [("unknown", "outcome_unknown")]
+    assert effects(stack, ORDER, EventKind.CREATED) == 0
+    assert_invariants(stack)
+
+
+def test_order_restarted_after_ambiguous_create_gets_a_new_payable_bill(stack: Any) -> None:
+    _ambiguous_start(stack)
+
+    started = stack.start(ORDER)
+
+    first, second = stack.ledger.payments_for_order(stack.gateway_name, ORDER)
+    assert first.superseded
+    assert first.status is S.UNKNOWN
+    assert second.attempt == 2
+    assert second.merchant_reference == started.payment.merchant_reference
+    assert second.merchant_reference != first.merchant_reference
+    assert second.status is S.PENDING
+    assert not started.reused
+    assert stack.emulator.create_requests(first.merchant_reference) == 1
+    assert stack.emulator.create_requests(second.merchant_reference) == 1
+    page = requests.get(started.redirect.url, timeout=10)
+    assert page.status_code == 200  # the customer can pay the new bill
+    assert stack.emulator.bill(second.merchant_reference)["status"] == "1"
+    assert effects(stack, ORDER, EventKind.CREATED) == 1
+    assert_invariants(stack)
+
+
+def test_reconciliation_settles_the_unknown_attempt_as_expired_after_its_expiry(
+    stack: Any,
+) -> None:
+    expires_at = _ambiguous_start(stack)
+    started = stack.start(ORDER)  # attempt 2, default (one hour) expiry
+    first_bill = stack.ledger.payments_for_order(stack.gateway_name, ORDER)[0].merchant_reference
+
+    # Before the expiry the unknown attempt is left waiting: the customer never saw it, but
+    # the provider may still hold a payable bill.
+    early = stack.service.reconcile(min_interval=0)
+    assert early.waiting == 1
+    assert stack.record(first_bill).status is S.UNKNOWN
+
+    later = _later_worker(stack, expires_at + timedelta(seconds=1)).reconcile(min_interval=0)
+
+    assert later.changed == 1
+    first = stack.record(first_bill)
+    assert first.status is S.EXPIRED
+    assert first.id is not None
+    assert [(t.to_status, t.source) for t in stack.ledger.transitions(first.id)] == [
+        (S.EXPIRED, "reconcile")
+    ]
+    assert stack.record(started.payment.merchant_reference).status is S.PENDING
+    assert effects(stack, ORDER, EventKind.EXPIRED) == 1
+
+    # At the provider the bill was never paid, and it expires too (its notification is then
+    # a duplicate for the merchant).
+    stack.emulator.advance_clock(SHORT_EXPIRY.total_seconds() + 60)
+    stack.wait()
+    assert stack.emulator.bill(first_bill)["status"] == "7"
+    assert stack.record(first_bill).status is S.EXPIRED
+    assert paid_transitions(stack, stack.record(first_bill)) == []
+    assert effects(stack, ORDER, EventKind.EXPIRED) == 1
+
+    # The order is still payable, once, through attempt 2.
+    stack.emulator.pay(started.payment.merchant_reference)
+    stack.wait()
+    assert stack.record(started.payment.merchant_reference).status is S.PAID
+    assert effects(stack, ORDER, EventKind.PAID) == 1
+    assert_invariants(stack)
+
+
+# -- the customer's return ------------------------------------------------------------------
+
+
+def test_return_claiming_paid_for_an_unpaid_bill_does_not_mark_it_paid(stack: Any) -> None:
+    started = stack.start(ORDER)
+    bill_no = started.payment.merchant_reference
+    inquiries = stack.emulator.request_counts().get("inquiry", 0)
+
+    reply = get_return(stack, return_query_for(stack, started.payment, status="2"))
+
+    assert reply.status_code == 303
+    assert _location_status(reply) == "pending"
+    assert stack.emulator.request_counts().get("inquiry", 0) == inquiries + 1  # it asked
+    record = stack.record(bill_no)
+    assert record.status is S.PENDING
+    assert paid_transitions(stack, record) == []
+    assert effects(stack, ORDER, EventKind.PAID) == 0
+    # The claim is journalled; the inquiry's answer ("still pending") changed nothing.
+    assert verdicts(journal(stack, "return")) == [("received", "claimed paid"), ("duplicate", "")]
+    assert_invariants(stack)
+
+
+def test_return_claiming_paid_while_the_customer_is_on_the_page_moves_only_to_in_process(
+    stack: Any,
+) -> None:
+    started = stack.start(ORDER)
+    bill_no = started.payment.merchant_reference
+    stack.emulator.open(bill_no)
+
+    outcome = stack.service.handle_return(
+        stack.gateway_name, return_query_for(stack, started.payment, status="2")
+    )
+
+    assert outcome.claimed.status is S.PAID
+    assert outcome.inquired
+    assert outcome.payment.status is S.IN_PROCESS
+    assert stack.record(bill_no).status is S.IN_PROCESS
+    assert effects(stack, ORDER, EventKind.PAID) == 0
+    assert_invariants(stack)
+
+
+def test_return_after_a_lost_notification_confirms_paid_by_inquiry(stack: Any) -> None:
+    started = stack.start(ORDER)
+    bill_no = started.payment.merchant_reference
+    pay_without_notifying(stack, bill_no)
+
+    reply = get_return(stack, return_query_for(stack, started.payment, status="2"))
+
+    assert reply.status_code == 303
+    assert _location_status(reply) == "paid"
+    record = stack.record(bill_no)
+    assert record.status is S.PAID
+    assert [t.source for t in paid_transitions(stack, record)] == ["return"]
+    assert effects(stack, ORDER, EventKind.PAID) == 1
+    assert_invariants(stack)
+
+
+def test_forged_return_is_rejected_by_the_service(stack: Any) -> None:
+    started = stack.start(ORDER)
+    pay_without_notifying(stack, started.payment.merchant_reference)
+    query = return_query_for(stack, started.payment, status="2")
+    query["signature"] = query["signature"][:-1] + ("0" if query["signature"][-1] != "0" else "1")
+    inquiries = stack.emulator.request_counts().get("inquiry", 0)
+
+    with pytest.raises(NotificationRejected) as info:
+        stack.service.handle_return(stack.gateway_name, query)
+
+    assert info.value.reason == "bad_signature"
+    assert stack.emulator.request_counts().get("inquiry", 0) == inquiries  # no provider call
+    assert stack.record(started.payment.merchant_reference).status is S.PENDING
+    assert effects(stack, ORDER, EventKind.PAID) == 0
+
+
+def test_forged_return_gets_http_400_and_changes_nothing(stack: Any) -> None:
+    started = stack.start(ORDER)
+    pay_without_notifying(stack, started.payment.merchant_reference)
+    query = return_query_for(stack, started.payment, status="2")
+    query["bill_no"] = query["bill_no"] + "X"  # signed for another bill
+
+    reply = get_return(stack, query)
+
+    assert reply.status_code == 400
+    assert "Location" not in reply.headers
+    assert stack.record(started.payment.merchant_reference).status is S.PENDING
+    assert effects(stack, ORDER, EventKind.PAID) == 0
