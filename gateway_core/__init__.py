@@ -52,6 +52,8 @@ from gateway_core._models import (
 from gateway_core._plugins import Hooks, PluginHost
 from gateway_core._redact import get_logger, redact_text, register_secret
 from gateway_core._registry import ProviderInfo, ProviderRegistry
+from gateway_core._requests_transport import RequestsTransport
+from gateway_core._retry import ProviderClient, RetryPolicy
 from gateway_core._runtime import Runtime, build_runtime
 from gateway_core._service import (
     DeliveryReport,
@@ -62,8 +64,6 @@ from gateway_core._service import (
     ServicePolicy,
     StartedPayment,
 )
-from gateway_core._requests_transport import RequestsTransport
-from gateway_core._retry import ProviderClient, RetryPolicy
 from gateway_core._transport import HttpRequest, HttpResponse, MockTransport, Transport
 from gateway_core.hookspecs import hookimpl
 

@@ -107,7 +107,7 @@ class FaspaySandbox:
 
     def wait_for_notifications(self, timeout: float) -> list[Mapping[str, Any]]:
         self._app.wait_for_deliveries(timeout)
-        records = []
+        records: list[Mapping[str, Any]] = []
         for delivery in self._app.deliveries()[self._seen :]:
             for attempt in delivery["attempts"]:
                 http = attempt.get("http_status")
