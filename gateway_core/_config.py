@@ -4,7 +4,7 @@ environment. Validation happens at load; errors name the bad key and never echo 
 A configuration file looks like::
 
     [ledger]
-    url = "sqlite:///var/lib/shop/payments.db"
+    url = "sqlite:////var/lib/shop/payments.db"   # four slashes: an absolute path
 
     [providers.dana]              # the gateway's name in this platform
     provider = "faspay_dana"      # the installed provider (defaults to the table name)
@@ -27,6 +27,7 @@ import attrs
 
 from gateway_core._exceptions import ConfigurationError, PluginError
 from gateway_core._gateway import Gateway
+from gateway_core._redact import register_secret
 from gateway_core._registry import ProviderRegistry
 from gateway_core._transport import Transport
 
@@ -247,6 +248,12 @@ def build_gateway(
 ) -> Gateway:
     """Build one gateway of the installed provider ``provider`` from its settings."""
     info = registry.get(provider)
+    secrets = [
+        settings[key]
+        for key in info.gateway_class.secret_settings
+        if isinstance(settings.get(key), str)
+    ]
+    register_secret(*secrets)
     try:
         return info.gateway_class.from_config(settings, environ=environ, transport=transport)
     except ConfigurationError:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any, ClassVar, Self
 
 from gateway_core._exceptions import UnsupportedOperation
@@ -120,6 +121,12 @@ class Gateway(abc.ABC):
         self, notification: Notification, *, accepted: bool = True, reason: str = ""
     ) -> Acknowledgement:
         """The reply the provider expects for ``notification`` (success or failure)."""
+
+    @property
+    def default_expiry(self) -> timedelta | None:
+        """How long a payment stays payable when the request sets no expiry (None: the
+        payment service's policy decides)."""
+        return None
 
     def inquire(self, payment: Payment) -> StatusReport:
         """Ask the provider for the payment's current status (capability ``INQUIRE``)."""

@@ -284,6 +284,8 @@ class PaymentRequest:
     extra_fees: Money | None = None
 
     def __attrs_post_init__(self) -> None:
+        if self.amount.amount <= 0:
+            raise ValueError("a payment amount must be positive")
         for name in ("expires_at", "created_at"):
             value = getattr(self, name)
             if value is not None and value.tzinfo is None:

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 import pluggy
 
 from gateway_core import hookspecs
-from gateway_core._events import PaymentEvent
+from gateway_core._events import EventKind, PaymentEvent
 from gateway_core._exceptions import PluginError
 from gateway_core._redact import get_logger
 from gateway_core._registry import ProviderRegistry
@@ -62,6 +62,10 @@ class Hooks:
         """
         caller = getattr(self._pm.hook, event.kind.hook_name)
         caller(event=event)
+
+    def handles(self, kind: EventKind) -> bool:
+        """True when at least one plugin implements the lifecycle hook for ``kind``."""
+        return bool(getattr(self._pm.hook, kind.hook_name).get_hookimpls())
 
     def implementations(self, hook_name: str) -> list[str]:
         """Names of the plugins implementing ``hook_name``."""

@@ -332,7 +332,7 @@ class PaymentService:
         number = max((a.attempt for a in attempts), default=0) + 1
         reference = request.merchant_reference if number == 1 and request.merchant_reference else ""
         reference = reference or self._reference(request.order_reference, number)
-        expires_at = request.expires_at or now + self.policy.default_expiry
+        expires_at = request.expires_at or now + (gw.default_expiry or self.policy.default_expiry)
         record = self.ledger.insert_payment(
             PaymentRecord(
                 id=None,
@@ -547,9 +547,20 @@ class PaymentService:
             accepted = self.policy.acknowledge_review
             ack = gw.acknowledge(notification, accepted=accepted, reason=mismatch)
             return NotificationOutcome(ack, "review", mismatch, record)
+        reported = notification.status
+        if not type(gw).trust.notification_proves(SignedField.STATUS):
+            # The signature does not bind the status: believe the provider's inquiry instead.
+            confirmed = self._confirm_status(gw, record)
+            if confirmed is None:
+                self._review(
+                    record, "status_unconfirmed", notification.event_key, "notification", text
+                )
+                ack = gw.acknowledge(notification, accepted=self.policy.acknowledge_review)
+                return NotificationOutcome(ack, "review", "status_unconfirmed", record)
+            reported = confirmed
         verdict, reason, record = self._apply(
             record,
-            notification.status,
+            reported,
             source="notification",
             event_key=notification.event_key,
             body=text,
@@ -575,6 +586,17 @@ class PaymentService:
             ):
                 return "reference_mismatch"
         return ""
+
+    def _confirm_status(self, gw: Gateway, record: PaymentRecord) -> PaymentStatus | None:
+        """The provider's answer to an inquiry, or None when it cannot be asked."""
+        if not gw.supports(Capability.INQUIRE) or not record.provider_reference:
+            return None
+        try:
+            report = gw.inquire(self.as_payment(record))
+        except GatewayError as exc:
+            log.warning("could not confirm status of %s: %s", record.merchant_reference, exc)
+            return None
+        return None if report.status is _S.UNKNOWN else report.status
 
     def _adopt_reference(
         self, gw: Gateway, record: PaymentRecord, notification: Notification
@@ -686,6 +708,16 @@ class PaymentService:
         if record is None:
             return ReturnOutcome(claimed, None)
         inquired = False
+        if type(gw).trust.return_settles and not record.status.is_final:
+            # This provider signs its returns well enough to settle on them (declared).
+            _verdict, _reason, record = self._apply(
+                record,
+                claimed.status,
+                source="return",
+                event_key=f"{claimed.merchant_reference}:{claimed.provider_status or 'return'}",
+            )
+            self._after_commit()
+            return ReturnOutcome(claimed, record)
         if (
             not record.status.is_final
             and record.provider_reference
@@ -842,8 +874,25 @@ class PaymentService:
         leaves its event for a later attempt, with exponential backoff. ``due_by`` delivers
         events scheduled up to that time (default: now)."""
         delivered = failed = 0
-        now = due_by or self._clock()
-        for event in self.ledger.claim_events(now=now, limit=limit):
+        if not any(self.hooks.handles(kind) for kind in EventKind):
+            # Nobody listens in this process (a CLI without the order system's plugin, say):
+            # leave the events in the outbox rather than mark them delivered.
+            return DeliveryReport(0, 0)
+        real_now = self._clock()
+        # Events due by ``due_by`` are leased from the real present, so a crash mid-delivery
+        # does not strand them until that (possibly far) future.
+        claimed = self.ledger.claim_events(
+            now=due_by or real_now, limit=limit, lease_seconds=60.0, lease_from=real_now
+        )
+        for event in claimed:
+            if not self.hooks.handles(event.kind):
+                self.ledger.mark_failed(
+                    event.event_id,
+                    error=f"no plugin implements {event.kind.hook_name}",
+                    next_attempt_at=self._clock() + timedelta(seconds=60),
+                )
+                failed += 1
+                continue
             try:
                 self.hooks.emit(event.to_event())
             except Exception as exc:

@@ -49,6 +49,28 @@ def _emit(args: argparse.Namespace, out: TextIO, data: Any, text: str) -> None:
         out.write(text.rstrip("\n") + "\n")
 
 
+def _count(text: str) -> int:
+    """An argparse type: a whole number from 0 to 1,000,000."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not 0 <= value <= 1_000_000:
+        raise argparse.ArgumentTypeError("must be between 0 and 1000000")
+    return value
+
+
+def _seconds(text: str) -> float:
+    """An argparse type: seconds from 0 to one year."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 <= value <= 366 * 24 * 3600:
+        raise argparse.ArgumentTypeError("must be between 0 and one year")
+    return value
+
+
 def command(name: str) -> Callable[[Command], Command]:
     def register(func: Command) -> Command:
         _COMMANDS[name] = func
@@ -114,8 +136,27 @@ def _emulator(args: argparse.Namespace, out: TextIO) -> int:
 # -- commands on the configured ledger ---------------------------------------------------
 
 
+def _extra_plugins(args: argparse.Namespace) -> list[object]:
+    plugins: list[object] = []
+    for spec in getattr(args, "plugin", []):
+        module_name, _, attribute = spec.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise CommandError(f"cannot import plugin {spec!r}: {exc}") from None
+        if not attribute:
+            plugins.append(module)
+            continue
+        try:
+            target = getattr(module, attribute)
+        except AttributeError:
+            raise CommandError(f"plugin {spec!r}: {module_name} has no {attribute!r}") from None
+        plugins.append(target() if isinstance(target, type) else target)
+    return plugins
+
+
 def _runtime(args: argparse.Namespace) -> Runtime:
-    return build_runtime(load_settings(args))
+    return build_runtime(load_settings(args), plugins=_extra_plugins(args))
 
 
 def _record_dict(record: PaymentRecord) -> dict[str, Any]:
@@ -334,12 +375,12 @@ def _verify(args: argparse.Namespace, out: TextIO) -> int:
 
 @command("serve")
 def _serve(args: argparse.Namespace, out: TextIO) -> int:
-    settings = load_settings(args)
-    with build_runtime(settings) as rt:
+    with _runtime(args) as rt:
         app = make_wsgi_app(
             rt.service,
             prefix=args.prefix,
             return_page=args.return_page,
+            max_body=args.max_body,
             allowed_sources=args.allow or None,
             trusted_proxies=args.trusted_proxy,
         )
@@ -391,6 +432,14 @@ def build_parser() -> argparse.ArgumentParser:
         "variables. Add --json to any command for machine-readable output.",
     )
     parser.add_argument("--config", metavar="FILE", help="TOML configuration file")
+    parser.add_argument(
+        "--plugin",
+        action="append",
+        default=[],
+        metavar="MODULE[:ATTR]",
+        help="also load this plugin (e.g. your order system's hooks), besides the "
+        "'gateway_core' entry points (repeatable)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
@@ -413,7 +462,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--duplicate-notifications",
-        type=int,
+        type=_count,
         default=0,
         metavar="N",
         help="the emulator delivers each notification N extra times",
@@ -432,6 +481,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=8)
     p.add_argument("--prefix", default="", help="URL prefix, e.g. /payments")
     p.add_argument("--return-page", default="/", help="where customers go after a return")
+    p.add_argument(
+        "--max-body", type=_count, default=16384, help="largest notification body, in bytes"
+    )
     p.add_argument(
         "--allow",
         action="append",
@@ -472,21 +524,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("reference", nargs="?", help="merchant reference for one payment's history")
     p.add_argument("--gateway", help="configured gateway name")
     p.add_argument("--status", choices=[s.value for s in PaymentStatus])
-    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--limit", type=_count, default=20)
 
     p = add("reconcile", "inquire stuck payments (pending/unknown) and apply the answers")
     p.add_argument("--gateway", help="only this configured gateway")
-    p.add_argument("--limit", type=int, default=100, help="at most this many payments")
-    p.add_argument("--interval", type=float, default=0.2, help="seconds between inquiries")
+    p.add_argument("--limit", type=_count, default=100, help="at most this many payments")
+    p.add_argument("--interval", type=_seconds, default=0.2, help="seconds between inquiries")
     p.add_argument(
         "--grace",
-        type=float,
+        type=_seconds,
         default=None,
         help="only payments untouched for this many seconds (default 300)",
     )
 
     p = add("redeliver", "deliver pending hook events from the outbox")
-    p.add_argument("--limit", type=int, default=1000)
+    p.add_argument("--limit", type=_count, default=1000)
     p.add_argument("--force", action="store_true", help="ignore the retry schedule")
 
     p = add("verify", "check a saved notification body or a return URL, naming what fails")
@@ -512,6 +564,11 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
     try:
         return _COMMANDS[args.command](args, stream)
     except (GatewayError, CommandError) as exc:
+        sys.stderr.write(f"gateway {args.command}: error: {redact_text(str(exc))}\n")
+        return EXIT_ERROR
+    except (ValueError, OverflowError) as exc:
+        # Values the command line let through but the models refuse (an amount out of
+        # range, say): still a user mistake, still one line.
         sys.stderr.write(f"gateway {args.command}: error: {redact_text(str(exc))}\n")
         return EXIT_ERROR
     except KeyboardInterrupt:

@@ -145,6 +145,10 @@ class GatewayConformance:
         """A return-URL query correctly signed for ``gateway``'s credentials."""
         raise NotImplementedError
 
+    def notification_headers(self, gateway: Gateway, body: bytes) -> Mapping[str, str]:
+        """Headers the provider sends with ``body`` (a header signature, say); default none."""
+        return {}
+
     def secret_values(self, gateway: Gateway) -> list[str]:
         """Values that must never show in ``repr`` (default: none known)."""
         return []
@@ -187,7 +191,7 @@ class GatewayConformance:
         body = self.signed_notification(
             gateway, merchant_reference=self.merchant_reference, status=self.notified_status
         )
-        notification = gateway.handle_notification(body, {})
+        notification = gateway.handle_notification(body, self.notification_headers(gateway, body))
         assert isinstance(notification, Notification)
         assert notification.merchant_reference == self.merchant_reference
         assert notification.status is self.notified_status
@@ -198,16 +202,18 @@ class GatewayConformance:
         body = self.signed_notification(
             gateway, merchant_reference=self.merchant_reference, status=self.notified_status
         )
-        first = gateway.handle_notification(body, {})
-        second = gateway.handle_notification(body, {})
+        headers = self.notification_headers(gateway, body)
+        first = gateway.handle_notification(body, headers)
+        second = gateway.handle_notification(body, headers)
         assert first.event_key == second.event_key
 
     def test_forged_notification_is_rejected_with_a_failure_reply(self, gateway: Gateway) -> None:
         body = self.signed_notification(
             gateway, merchant_reference=self.merchant_reference, status=self.notified_status
         )
+        headers = self.notification_headers(gateway, body)  # signed for the original body
         with pytest.raises(NotificationRejected) as info:
-            gateway.handle_notification(self._forge(body), {})
+            gateway.handle_notification(self._forge(body), headers)
         ack = info.value.acknowledgement
         assert isinstance(ack, Acknowledgement)
         assert not ack.accepted
@@ -224,7 +230,7 @@ class GatewayConformance:
         body = self.signed_notification(
             gateway, merchant_reference=self.merchant_reference, status=self.notified_status
         )
-        notification = gateway.handle_notification(body, {})
+        notification = gateway.handle_notification(body, self.notification_headers(gateway, body))
         ok = gateway.acknowledge(notification)
         assert ok.accepted
         assert ok.status_code == 200

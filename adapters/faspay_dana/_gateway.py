@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, ClassVar, Final, Protocol, Self, TypeVar
 from urllib.parse import urlencode, urlsplit
 
@@ -243,6 +243,11 @@ class FaspayDanaGateway(Gateway):
         )
         return list(response.channels)
 
+    @property
+    def default_expiry(self) -> timedelta:
+        """``bill_expiry`` from the configuration (60 minutes unless set)."""
+        return self.config.bill_expiry
+
     def inquire(self, payment: Payment) -> StatusReport:
         """The bill's status from Faspay (``/cvr/100004/10``, idempotent)."""
         trx_id, bill_no = self._references(payment)
@@ -254,6 +259,7 @@ class FaspayDanaGateway(Gateway):
             InquiryResponse.from_payload,
             bill_no=bill_no,
             idempotent=True,
+            status_answers=_STATUS_ANSWERS,
         )
         return StatusReport(
             provider=PROVIDER,
@@ -272,7 +278,9 @@ class FaspayDanaGateway(Gateway):
 
         Sent as idempotent: cancelling twice leaves the bill cancelled. A payment the core
         already knows as paid is refused here, with ``provider_code "81"`` (Already Been Paid)
-        and no request sent. A refusal from Faspay (``54`` expired, ``81`` paid...) raises.
+        and no request sent. When Faspay refuses because the bill already ended (``54``
+        expired, ``17`` cancelled, ``81`` paid, ``80`` reversed) and says its status, that
+        status is returned; other refusals raise.
         """
         trx_id, bill_no = self._references(payment)
         if payment.status is PaymentStatus.PAID:
@@ -290,6 +298,7 @@ class FaspayDanaGateway(Gateway):
             CancelResponse.from_payload,
             bill_no=bill_no,
             idempotent=True,
+            status_answers=_STATUS_ANSWERS,
         )
         return StatusReport(
             provider=PROVIDER,
@@ -462,6 +471,7 @@ class FaspayDanaGateway(Gateway):
         *,
         bill_no: str,
         idempotent: bool,
+        status_answers: frozenset[str] = frozenset(),
     ) -> Any:
         request = HttpRequest(
             method="POST",
@@ -473,7 +483,13 @@ class FaspayDanaGateway(Gateway):
         )
 
         def parse(response: HttpResponse) -> Any:
-            return _parse_response(response, from_payload, operation=operation, bill_no=bill_no)
+            return _parse_response(
+                response,
+                from_payload,
+                operation=operation,
+                bill_no=bill_no,
+                status_answers=status_answers,
+            )
 
         result = self._client.call(request, parse, merchant_reference=bill_no)
         log.info("faspay %s bill_no=%s response_code=%s", operation, bill_no, SUCCESS)
@@ -533,14 +549,26 @@ class FaspayDanaGateway(Gateway):
         )
 
 
+#: Payment status codes that end a bill: paid, reversed, expired, cancelled (and failed).
+_FINAL_STATUS_CODES = frozenset({"2", "3", "4", "7", "8"})
+#: Refusals that still tell the bill's status: expired, cancelled, already paid, reversed.
+_STATUS_ANSWERS = frozenset({"54", "17", "81", "80"})
+
+
 def _parse_response(
     response: HttpResponse,
     from_payload: Callable[[Mapping[str, object]], Any],
     *,
     operation: str,
     bill_no: str,
+    status_answers: frozenset[str] = frozenset(),
 ) -> Any:
-    """Faspay's answer as a message; a ProviderError subclass for anything but ``"00"``."""
+    """Faspay's answer as a message; a ProviderError subclass for anything but ``"00"``.
+
+    ``status_answers`` are refusal codes that still describe the bill (``54`` expired with
+    ``payment_status_code 7``, per the cancel example of the docs): when the answer carries a
+    final payment status, it is returned as the bill's status instead of raised.
+    """
     try:
         payload = decode_json_object(response.body)
         message = from_payload(payload)
@@ -572,6 +600,10 @@ def _parse_response(
             provider=PROVIDER,
             merchant_reference=bill_no,
         )
+    final = getattr(message, "payment_status_code", "") in _FINAL_STATUS_CODES
+    if code in status_answers and final:
+        log.info("faspay %s bill_no=%s response_code=%s (a final status)", operation, bill_no, code)
+        return message
     if code != SUCCESS:
         log.warning("faspay %s bill_no=%s response_code=%s", operation, bill_no, code or "-")
         raise provider_error(

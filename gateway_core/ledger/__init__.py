@@ -7,7 +7,7 @@ One interface (:class:`Ledger`), two backends that pass the same contract suite:
 
 :func:`open_ledger` picks one from a URL and migrates the schema::
 
-    ledger = open_ledger("sqlite:///var/lib/shop/payments.db")
+    ledger = open_ledger("sqlite:////var/lib/shop/payments.db")  # absolute: four slashes
     ledger = open_ledger("postgresql://shop@db.internal/shop?schema=payments")
 """
 

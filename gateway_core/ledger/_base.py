@@ -431,9 +431,17 @@ class Ledger(abc.ABC):
 
     @abc.abstractmethod
     def claim_events(
-        self, *, now: datetime, limit: int = 100, lease_seconds: float = 60
+        self,
+        *,
+        now: datetime,
+        limit: int = 100,
+        lease_seconds: float = 60,
+        lease_from: datetime | None = None,
     ) -> list[OutboxEvent]:
         """Claim up to ``limit`` undelivered events due at ``now``, oldest first.
+
+        The lease runs from ``lease_from`` (default ``now``): claiming events scheduled for
+        later (``now`` in the future) still leases them from the real present.
 
         Claiming moves each event's ``next_attempt_at`` to ``now + lease_seconds``, so another
         worker will not pick it up during the lease; a worker that dies mid-delivery leaves
@@ -1049,13 +1057,18 @@ class SQLLedger(Ledger):
     # -- outbox ------------------------------------------------------------------------------
 
     def claim_events(
-        self, *, now: datetime, limit: int = 100, lease_seconds: float = 60
+        self,
+        *,
+        now: datetime,
+        limit: int = 100,
+        lease_seconds: float = 60,
+        lease_from: datetime | None = None,
     ) -> list[OutboxEvent]:
         now = to_utc(now)
         _check_limit(limit)
         if lease_seconds <= 0:
             raise ValueError("lease_seconds must be positive")
-        lease_until = now + timedelta(seconds=lease_seconds)
+        lease_until = (to_utc(lease_from) if lease_from else now) + timedelta(seconds=lease_seconds)
 
         def work(tx: Tx) -> list[OutboxEvent]:
             rows = tx.all(self._sql(_CLAIM), (self._dump_time(now), limit))

@@ -37,10 +37,10 @@ _HOST = (
 )
 
 
-def _importtime(module: str) -> dict[str, int]:
-    """``-X importtime`` cumulative microseconds per top-level-imported module name."""
+def _importtime(module: str, code: str = "") -> dict[str, int]:
+    """``-X importtime`` cumulative microseconds per imported module name."""
     proc = subprocess.run(
-        [sys.executable, "-X", "importtime", "-c", f"import {module}"],
+        [sys.executable, "-X", "importtime", "-c", code or f"import {module}"],
         capture_output=True,
         text=True,
         check=True,
@@ -66,13 +66,26 @@ def run(*, runs: int, wall_runs: int) -> Table:
     core: list[int] = []
     req: list[int] = []
     parts: dict[str, list[int]] = {}
+    plugin: list[int] = []
     for _ in range(runs):
         req.append(_importtime("requests")["requests"])
         found = _importtime("gateway_core")
         core.append(found["gateway_core"])
-        for name in ("attrs", "pluggy", "tenacity", "requests", "urllib3", "defusedxml"):
+        for name in (
+            "attrs",
+            "pluggy",
+            "tenacity",
+            "requests",
+            "urllib3",
+            "sqlite3",
+            "tomllib",
+            "importlib.metadata",
+            "gateway_core.ledger",
+        ):
             if name in found:
                 parts.setdefault(name, []).append(found[name])
+        during = _importtime("", "import gateway_core; gateway_core.PluginHost()")
+        plugin.append(during.get("adapters.faspay_dana._gateway", 0))
     r, c = median(req) / 1000, median(core) / 1000
     table.row(
         "P8 import gateway_core, -X importtime cumulative",
@@ -117,6 +130,13 @@ def run(*, runs: int, wall_runs: int) -> Table:
         f"{discovery * 1e3:.1f} ms (import gateway_core {imported * 1e3:.0f} ms)",
         "-",
         "≤ 10 ms",
+    )
+    table.row(
+        "P9 of which importing adapters.faspay_dana._gateway (-X importtime)",
+        "-",
+        f"{median(plugin) / 1000:.1f} ms",
+        "-",
+        "info",
     )
     table.note(
         f"P9: median of {wall_runs} interleaved subprocess runs each; per-run ratios "

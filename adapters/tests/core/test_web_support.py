@@ -143,20 +143,24 @@ def serve(app: WSGIApp, **adjustments: Any) -> Iterator[str]:
     X-Forwarded-For is passed through to the app unless ``adjustments`` say otherwise
     (waitress strips it by default; see docs/frameworks.md).
     """
-    options: dict[str, Any] = {
-        "threads": 4,
-        "clear_untrusted_proxy_headers": False,
-        "asyncore_loop_timeout": 0.05,
-    }
+    options: dict[str, Any] = {"threads": 4, "clear_untrusted_proxy_headers": False}
     options.update(adjustments)
     server = waitress.create_server(app, host="127.0.0.1", port=0, **options)
-    thread = threading.Thread(target=server.run, name="waitress-test", daemon=True)
+    stop = threading.Event()
+
+    def run() -> None:
+        # waitress's own run() loops until its sockets are closed, and closing them from
+        # another thread races with its poll; this loop stops between polls and closes the
+        # listener and any kept-alive connections itself.
+        while not stop.is_set():
+            wasyncore.loop(timeout=0.02, map=server._map, count=1)
+        wasyncore.close_all(server._map)
+
+    thread = threading.Thread(target=run, name="waitress-test", daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.effective_port}"
     finally:
-        # Close the listener and kept-alive connections from the server's own loop thread;
-        # the loop ends when nothing is left to watch.
-        server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
+        stop.set()
         thread.join(5)
         server.task_dispatcher.shutdown()

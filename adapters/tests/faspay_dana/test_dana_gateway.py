@@ -485,12 +485,30 @@ def test_cancel_of_a_paid_payment_is_refused_without_a_request(
     assert faspay.requests == []
 
 
-def test_cancel_of_an_expired_bill_is_refused_with_54(
+def test_cancel_of_an_expired_bill_reports_it_expired(
+    gateway: FaspayDanaGateway, faspay: Any
+) -> None:
+    # The docs' cancel example: response_code 54 with payment_status_code 7. The refusal
+    # still tells the bill's final status, which the core needs to settle the payment.
+    faspay.answer(
+        cancelled(
+            payment_status_code="7",
+            payment_cancel_date=[],
+            response_code="54",
+            response_desc="Transaksi Anda telah kedaluwarsa.",
+        )
+    )
+    report = gateway.cancel(pending_payment())
+    assert report.status is PaymentStatus.EXPIRED
+    assert report.provider_status == "7"
+
+
+def test_a_refusal_without_a_final_status_still_raises(
     gateway: FaspayDanaGateway, faspay: Any
 ) -> None:
     faspay.answer(
         cancelled(
-            payment_status_code="7",
+            payment_status_code="1",
             payment_cancel_date=[],
             response_code="54",
             response_desc="Transaksi Anda telah kedaluwarsa.",

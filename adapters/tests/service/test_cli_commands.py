@@ -25,6 +25,7 @@ import requests
 from adapters.faspay_dana.emulator import EmulatorApp, EmulatorServer, Merchant
 from adapters.faspay_dana.testing import signed_notification, signed_return_query
 from gateway_core import Money, PaymentStatus
+from gateway_core.ledger import SQLiteLedger
 
 HERE = Path(__file__).resolve().parent
 ROOT_CONFTEST = HERE.parent / "conftest.py"
@@ -195,10 +196,39 @@ def cli(suite: Any, tmp_path: Path) -> Iterator[Cli]:
 
 
 def _history(cli: Cli, reference: str) -> tuple[Any, list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """``gateway status <reference> --json``: the payment, its transitions, its hook events."""
     data = cli.json("status", reference)
     transitions = [(t["from"], t["to"], t["source"]) for t in data["transitions"]]
     events = [(e["kind"], e["delivered"]) for e in data["events"]]
     return data["payment"], transitions, events
+
+
+def _stored(cli: Cli, reference: str) -> tuple[Any, list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """The same, read from the ledger file directly (saves a process where the CLI's status
+    output is not what is being tested)."""
+    ledger = SQLiteLedger(str(cli.ledger_path))
+    try:
+        record = ledger.get_payment("dana", reference)
+        assert record is not None
+        assert record.id is not None
+        transitions = [
+            (t.from_status.value if t.from_status else None, t.to_status.value, t.source)
+            for t in ledger.transitions(record.id)
+        ]
+        events = [
+            (e.kind.value, e.delivered_at is not None) for e in ledger.outbox(payment_id=record.id)
+        ]
+        return {"status": record.status.value}, transitions, events
+    finally:
+        ledger.close()
+
+
+def _counts(cli: Cli) -> dict[str, int]:
+    ledger = SQLiteLedger(str(cli.ledger_path))
+    try:
+        return {k.value: v for k, v in ledger.counts_by_status().items() if v}
+    finally:
+        ledger.close()
 
 
 # -- help and providers --------------------------------------------------------------------
@@ -285,7 +315,7 @@ def test_cancel_an_unpaid_payment(cli: Cli) -> None:
     bill = cli.emulator.app.bill(reference)
     assert bill["status"] == "8"
     assert bill["cancel_reason"] == "customer changed mind"
-    _, transitions, events = _history(cli, reference)
+    _, transitions, events = _stored(cli, reference)
     assert transitions[-1] == ("pending", "cancelled", "cancel")
     assert events == [("created", True), ("cancelled", True)]
 
@@ -303,7 +333,7 @@ def test_reconcile_settles_payments_whose_notifications_were_dropped(cli: Cli) -
         deliveries = app.deliveries(reference)
         assert deliveries
         assert not any(d["delivered"] for d in deliveries)
-    assert {k: v for k, v in cli.json("status")["counts"].items() if v} == {"pending": 2}
+    assert _counts(cli) == {"pending": 2}
 
     report = cli.json("reconcile", "--grace", "0", "--interval", "0")
     assert report == {
@@ -314,10 +344,9 @@ def test_reconcile_settles_payments_whose_notifications_were_dropped(cli: Cli) -
         "errors": 0,
         "reviews": 0,
     }
-    counts = {k: v for k, v in cli.json("status")["counts"].items() if v}
-    assert counts == {"paid": 1, "failed": 1}
-    assert _history(cli, paid)[1][-1] == ("pending", "paid", "reconcile")
-    assert _history(cli, failed)[1][-1] == ("pending", "failed", "reconcile")
+    assert _counts(cli) == {"paid": 1, "failed": 1}
+    assert _stored(cli, paid)[1][-1] == ("pending", "paid", "reconcile")
+    assert _stored(cli, failed)[1][-1] == ("pending", "failed", "reconcile")
     # Nothing left to settle.
     assert cli.json("reconcile", "--grace", "0", "--interval", "0")["examined"] == 0
 
@@ -329,14 +358,13 @@ def test_redeliver_reports_pending_hook_events(cli: Cli) -> None:
     # An operator's inquiry is killed right after it committed "paid", before the hooks.
     crashed = cli.run("inquire", reference, GATEWAY_CRASH_AT="after_commit")
     assert crashed.returncode == -signal.SIGKILL
-    payment, transitions, events = _history(cli, reference)
+    payment, transitions, events = _stored(cli, reference)
     assert payment["status"] == "paid"
     assert transitions[-1] == ("pending", "paid", "inquiry")
     assert events == [("created", True), ("paid", False)]
-    assert cli.json("status")["undelivered_events"] == 1
 
     assert cli.json("redeliver") == {"delivered": 1, "failed": 0, "remaining": 0}
-    assert _history(cli, reference)[2] == [("created", True), ("paid", True)]
+    assert _stored(cli, reference)[2] == [("created", True), ("paid", True)]
     text = cli.run("redeliver")
     assert text.returncode == 0
     assert "delivered=0" in text.stdout
@@ -408,7 +436,7 @@ def test_verify_notification_names_the_failing_check(cli: Cli) -> None:
         amount_text.stdout
     )
     # Verifying applies nothing: the payment is still pending, with its one transition.
-    payment, transitions, _ = _history(cli, reference)
+    payment, transitions, _ = _stored(cli, reference)
     assert payment["status"] == "pending"
     assert transitions == [("unknown", "pending", "create")]
 
@@ -469,7 +497,8 @@ _HUGE_AMOUNT_REASON = (
     "bound Money/PaymentRequest amounts to int64 minor units)."
 )
 _LIMIT_REASON = (
-    "BUG: gateway_core/cli.py passes --limit unchecked; a negative value reaches "
+    "BUG: gateway_core/cli.py passes --limit unchecked (status, redeliver, reconcile); a "
+    "negative value reaches "
     "ledger._base._check_limit, whose ValueError is not a GatewayError/CommandError, so the "
     "CLI prints a traceback. Validate with an argparse type (non-negative int) or catch "
     "ValueError in main()."
@@ -487,7 +516,9 @@ _GRACE_REASON = (
 
 
 def _error_cases() -> list[Any]:
-    """(id, command name, argv after --config handling, expected text in the error line)."""
+    """(command, argv, text expected in the error line) with an id. ``argv[0]`` picks the
+    configuration: ``@config`` a valid one, ``@missing`` a file that does not exist, the
+    others a configuration with one bad (secret-bearing) setting."""
     order = ("create", "--order", "E1", "--return-url", "http://x/r", *CUSTOMER)
     return [
         pytest.param("status", ["@missing", "status"], "does not exist", id="missing-config"),
@@ -499,12 +530,6 @@ def _error_cases() -> list[Any]:
         ),
         pytest.param(
             "create", ["@config", *order, "--amount", "abc"], "bad amount", id="bad-amount"
-        ),
-        pytest.param(
-            "create",
-            ["@config", *order, "--amount", "20.001"],
-            "bad amount",
-            id="amount-too-fine",
         ),
         pytest.param(
             "create",
@@ -569,13 +594,6 @@ def _error_cases() -> list[Any]:
             ["@config", "redeliver", "--limit", "-1"],
             "limit",
             id="redeliver-negative-limit",
-            marks=pytest.mark.xfail(strict=True, reason=_LIMIT_REASON),
-        ),
-        pytest.param(
-            "reconcile",
-            ["@config", "reconcile", "--limit", "-1"],
-            "limit",
-            id="reconcile-negative-limit",
             marks=pytest.mark.xfail(strict=True, reason=_LIMIT_REASON),
         ),
         pytest.param(

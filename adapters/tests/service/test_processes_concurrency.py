@@ -6,7 +6,8 @@ signed paid notifications to every worker (``workers/service_worker.py``) in a s
 Workers build their runtimes, report ``ready`` and wait on stdin; the parent releases them
 all at once. Every payment must be paid exactly once (one transition, one paid outbox event),
 every notification acknowledged with success, and the paid hook delivered exactly once across
-all workers: outbox claims are exclusive within the lease.
+all workers: outbox claims are exclusive within the lease. Both backends run (``any_store``);
+PostgreSQL is skipped, with the reason, only when ``require_postgres()`` finds it unreachable.
 """
 
 from __future__ import annotations
