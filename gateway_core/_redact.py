@@ -132,3 +132,21 @@ def get_logger(name: str) -> logging.Logger:
     if _FILTER not in logger.filters:
         logger.addFilter(_FILTER)
     return logger
+
+
+#: Loggers of the HTTP stack under the library: urllib3 logs every request target at DEBUG,
+#: and a redirect path or a return query carries a signature.
+THIRD_PARTY_LOGGERS = (
+    "urllib3.connectionpool",
+    "urllib3.connection",
+    "urllib3.poolmanager",
+    "urllib3.response",
+    "urllib3.util.retry",
+    "requests",
+)
+
+
+def protect_third_party_loggers() -> None:
+    """Put the redacting filter on the HTTP stack's loggers too (idempotent)."""
+    for name in THIRD_PARTY_LOGGERS:
+        get_logger(name)

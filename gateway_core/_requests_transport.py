@@ -30,6 +30,7 @@ from gateway_core._exceptions import (
     TLSVerificationError,
     TransportError,
 )
+from gateway_core._redact import protect_third_party_loggers
 from gateway_core._transport import HttpRequest, HttpResponse
 
 if TYPE_CHECKING:
@@ -107,6 +108,8 @@ class RequestsTransport:
         import http.client
 
         import requests
+
+        protect_third_party_loggers()
         import urllib3.exceptions
         from requests.adapters import HTTPAdapter
         from urllib3.util.retry import Retry

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 from urllib.parse import parse_qsl, urlsplit
 
 import attrs
@@ -421,8 +421,15 @@ def _demo(args: argparse.Namespace, out: TextIO) -> int:
 # -- argument parsing -------------------------------------------------------------------
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage mistakes are one line too (``gateway status: error: ...``), exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="gateway",
         description=(
             "Pluggable payment gateway adapter: list providers, run a provider's emulator, "

@@ -27,7 +27,7 @@ from gateway_core._events import EventKind, PaymentEvent
 from gateway_core._exceptions import GatewayError
 from gateway_core._models import Customer, LineItem, Money, PaymentRequest, PaymentStatus
 from gateway_core._plugins import PluginHost
-from gateway_core._redact import mask_url
+from gateway_core._redact import mask_url, protect_third_party_loggers
 from gateway_core._runtime import build_runtime
 from gateway_core.hookspecs import hookimpl
 from gateway_core.sandbox import CustomerAction, Sandbox, SandboxFaults
@@ -136,6 +136,8 @@ def _pick_sandbox(host: PluginHost, provider: str) -> tuple[str, Sandbox]:
 def run_demo(options: DemoOptions, *, out: TextIO | None) -> dict[str, Any]:
     """Run the demo; print the story to ``out`` (None: silent). Returns a summary."""
     import requests
+
+    protect_third_party_loggers()  # the simulated browser's requests carry signatures
 
     def say(text: str) -> None:
         if out is not None:

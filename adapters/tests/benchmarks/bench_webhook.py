@@ -81,7 +81,7 @@ def serve(kind: str, count: int, db: str) -> None:
         service = service_with_payments(Path(db), faspay_gateway(), 0, count)
         app = make_wsgi_app(service)
     server = waitress.server.create_server(app, host="127.0.0.1", port=0, threads=4)
-    print(server.effective_port, flush=True)  # type: ignore[union-attr]
+    print(server.effective_port, flush=True)
     server.run()
 
 

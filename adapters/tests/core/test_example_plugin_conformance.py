@@ -67,4 +67,3 @@ class TestAcmePayConformance(GatewayConformance):
 
     def secret_values(self, gateway: Gateway) -> list[str]:
         return [SECRET]
-

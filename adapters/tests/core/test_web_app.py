@@ -164,14 +164,6 @@ def test_unknown_routes_are_404(gateway_server: Callable[..., str], http: reques
         assert response.text == "not found"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="gateway_core/web.py:146 `gateway_name not in self.service.gateways`: the runtime's "
-    "Gateways mapping (gateway_core/_config.py Gateways.__getitem__) raises ConfigurationError, "
-    "not KeyError, for an unknown name, so Mapping.__contains__ propagates it and the server "
-    "answers 500 instead of 404",
-)
 def test_unknown_gateway_is_404(
     runtime: Runtime,
     payment: PaymentRecord,
@@ -339,13 +331,6 @@ def test_body_of_exactly_max_body_is_accepted(
     assert response.content == ACK_OK
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="gateway_core/web.py _read_body/_notify: a body of max_body + 1 bytes is read whole "
-    "(the read is capped at max_body + 1) and, when correctly signed, applied with 200; the "
-    "413 is only given when the truncated body is also rejected by the plugin",
-)
 def test_body_one_byte_over_max_body_is_refused(
     runtime: Runtime,
     payment: PaymentRecord,
@@ -467,13 +452,6 @@ class _QuietHandler(WSGIRequestHandler):
         pass
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="gateway_core/web.py GatewayWSGIApp._in: an IPv4 peer of a dual-stack listener "
-    "('::ffff:127.0.0.1') is never inside an IPv4 network, so allowed_sources "
-    "['127.0.0.1/32'] refuses it with 403 (and trusted_proxies never match it either)",
-)
 def test_allow_list_matches_ipv4_peers_of_a_dual_stack_server(
     runtime: Runtime, payment: PaymentRecord, http: requests.Session
 ) -> None:
@@ -504,13 +482,6 @@ def _free_port() -> int:
         return port
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="gateway_core/cli.py _serve: waitress.serve() keeps waitress's default "
-    "clear_untrusted_proxy_headers=True, so X-Forwarded-For never reaches the app and "
-    "--trusted-proxy has no effect (every proxied notification is refused with --allow)",
-)
 def test_gateway_serve_believes_forwarded_for_from_its_trusted_proxy(
     tmp_path: Path, http: requests.Session
 ) -> None:

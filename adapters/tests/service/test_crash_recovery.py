@@ -89,7 +89,9 @@ class Scenario:
                 }
             },
         }
-        with self.runtime() as rt:
+        # The parent's order system takes the "created" event, so what is left in the outbox
+        # afterwards is only what the crashed workers leave.
+        with self.runtime(HookRecorder()) as rt:
             started = rt.service.start_payment(
                 GATEWAY,
                 PaymentRequest(
@@ -242,13 +244,24 @@ def test_crash_after_commit_then_cli_redeliver_reports_one(scenario: Scenario) -
     scenario.crash("after_commit")
     _assert_committed_not_delivered(scenario)
     config = scenario.config_file()
+    hook_log = scenario.tmp / "cli.hooks.jsonl"
 
     def gateway(*args: str) -> dict[str, Any]:
+        env = clean_env()
+        env["PYTHONPATH"] = str(WORKER.parent)
+        env["GATEWAY_TEST_HOOK_LOG"] = str(hook_log)
         proc = subprocess.run(
-            [str(GATEWAY_SCRIPT), "--config", str(config), *args],
+            [
+                str(GATEWAY_SCRIPT),
+                "--plugin",
+                "jsonl_hooks:OrderSystem",
+                "--config",
+                str(config),
+                *list(args),
+            ],
             capture_output=True,
             text=True,
-            env=clean_env(),
+            env=env,
             timeout=60,
             check=False,
         )
@@ -267,6 +280,8 @@ def test_crash_after_commit_then_cli_redeliver_reports_one(scenario: Scenario) -
 
     assert gateway("redeliver", "--json") == {"delivered": 1, "failed": 0, "remaining": 0}
     assert gateway("redeliver", "--json") == {"delivered": 0, "failed": 0, "remaining": 0}
+    delivered = [json.loads(line) for line in hook_log.read_text().splitlines()]
+    assert delivered == [{"event_id": scenario.paid_event_id, "kind": "paid"}]
 
     after = gateway("status", scenario.reference, "--json")
     assert [(e["kind"], e["delivered"]) for e in after["events"]] == [

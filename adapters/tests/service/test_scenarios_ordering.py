@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 from test_scenarios_support import (
     assert_invariants,
     effects,
@@ -142,14 +141,6 @@ def test_n4_reversal_after_paid_moves_paid_to_reversed_once(stack: Any) -> None:
     assert_invariants(stack)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: PaymentService._apply treats a late re-send of the already-applied paid "
-        "notification (event key <bill>:2) after paid -> reversed as a contradiction and "
-        "raises needs_review 'paid_after_reversed' instead of acknowledging a duplicate"
-    ),
-)
 def test_n4_late_resend_of_the_paid_notification_after_reversal_is_a_plain_duplicate(
     stack: Any,
 ) -> None:

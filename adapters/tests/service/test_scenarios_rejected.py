@@ -153,14 +153,6 @@ def test_n6_genuine_payment_after_a_tampered_one_still_pays_once(
     assert_invariants(shared)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: PaymentService.handle_notification returns from the mismatch (review) branch "
-        "without self._after_commit(), so the needs_review alert stays in the outbox until "
-        "some later transition or a redeliver() run"
-    ),
-)
 def test_n6_quarantine_alert_reaches_the_order_system_when_acknowledged(
     shared: Any, pending: PaymentRecord
 ) -> None:
@@ -207,6 +199,10 @@ def test_n7_bad_signature_is_refused_and_changes_nothing(
     assert response_code(reply) == "99"
     assert snapshot(shared) == before
     assert _new_entries(shared, since) == [("notification", "rejected", "bad_signature")]
+    # I5: journalled with its body, redacted (no run of the real signature survives).
+    body = journal(shared)[-1].body
+    assert pending.merchant_reference in body
+    assert signature[:32].lower() not in body.lower()
 
 
 def test_n7_legacy_signature_without_status_is_refused(shared: Any, pending: PaymentRecord) -> None:
