@@ -16,7 +16,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 _HEX_SIGNATURE = re.compile(r"(?<![0-9A-Fa-f])[0-9A-Fa-f]{32,128}(?![0-9A-Fa-f])")
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+# Anchored at the start of the local part: unanchored, a long run of word characters with no
+# "@" makes the engine retry from every position (quadratic; a forged body could exploit it).
+_EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _PHONE = re.compile(r"(?<![\w.:/-])\+?(?:62|0)?8\d{7,13}(?![\w])")
 _URL_QUERY = re.compile(r"(https?://[^\s?#'\"]+)\?[^\s'\"]*")
 _PATH_SIGNATURE = re.compile(r"(/pws/\d+/\d+/)[^\s/?'\"]+")

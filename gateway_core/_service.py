@@ -280,7 +280,9 @@ class PaymentService:
         reason: str = "",
         body: str = "",
     ) -> JournalEntry:
-        text = redact_text(body[: self.policy.journal_body_limit])
+        # Redact the whole text, then cut: a cut first could leave part of a signature that
+        # no longer looks like one.
+        text = redact_text(body)[: self.policy.journal_body_limit]
         return JournalEntry(
             id=None,
             gateway=gateway_name,
@@ -506,7 +508,7 @@ class PaymentService:
         """Verify, check, apply and acknowledge one notification. Never raises for bad input:
         a rejected notification gets the provider's failure reply and changes nothing."""
         gw = self.gateway(gateway_name)
-        text = body[: self.policy.journal_body_limit].decode("utf-8", "replace")
+        text = body[: 4 * self.policy.journal_body_limit].decode("utf-8", "replace")
         try:
             notification = gw.handle_notification(body, headers or {})
         except NotificationRejected as exc:
@@ -567,7 +569,8 @@ class PaymentService:
         )
         ack = gw.acknowledge(notification)
         _crash_point("before_ack")
-        self._after_commit()
+        if verdict in ("applied", "review"):  # only these put events in the outbox
+            self._after_commit()
         return NotificationOutcome(ack, verdict, reason, record)
 
     def _mismatch(self, gw: Gateway, record: PaymentRecord, notification: Notification) -> str:

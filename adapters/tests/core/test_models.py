@@ -85,6 +85,18 @@ def test_payment_request_requires_aware_datetimes() -> None:
         )
 
 
+@pytest.mark.parametrize("amount", ["0", "-5"])
+def test_payment_request_amount_must_be_positive(amount: str) -> None:
+    with pytest.raises(ValueError, match="positive"):
+        PaymentRequest(
+            order_reference="o",
+            amount=Money(amount, "IDR"),
+            customer=Customer("A"),
+            description="d",
+            return_url="https://r",
+        )
+
+
 def test_line_items_must_share_the_payment_currency() -> None:
     with pytest.raises(ValueError, match="currency"):
         PaymentRequest(

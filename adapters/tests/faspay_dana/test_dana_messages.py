@@ -297,11 +297,6 @@ BAD_REQUESTS = [
         "bill_total",
         id="amount over 15 digits",
     ),
-    pytest.param(
-        {"amount": Money(0, "IDR"), "extra_fees": None, "items": ()},
-        "bill_total",
-        id="zero amount",
-    ),
 ]
 
 
