@@ -314,6 +314,9 @@ class Gateways(Mapping[str, Gateway]):
                 f"no gateway named {name!r} is configured (configured: {known})", key=name
             ) from None
 
+    def __contains__(self, name: object) -> bool:
+        return name in self._gateways
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._gateways)
 

@@ -439,6 +439,10 @@ class PaymentService:
                 return "review", reason, self._review(record, reason, event_key, source, body)
             events: list[OutboxEvent] = []
             kind = EVENT_FOR_STATUS.get(reported)
+            if record.superseded and reported in (_S.FAILED, _S.EXPIRED, _S.CANCELLED):
+                # A replaced attempt ending unpaid says nothing about the order, which has a
+                # newer attempt: record it, but don't tell the order system it failed.
+                kind = None
             if kind is not None:
                 events.append(self._event(record, kind, status=reported, previous=record.status))
             receipt = f"order-paid:{record.order_reference}" if reported is _S.PAID else ""
@@ -548,6 +552,7 @@ class PaymentService:
             self._review(record, mismatch, notification.event_key, "notification", text)
             accepted = self.policy.acknowledge_review
             ack = gw.acknowledge(notification, accepted=accepted, reason=mismatch)
+            self._after_commit()
             return NotificationOutcome(ack, "review", mismatch, record)
         reported = notification.status
         if not type(gw).trust.notification_proves(SignedField.STATUS):
@@ -558,6 +563,7 @@ class PaymentService:
                     record, "status_unconfirmed", notification.event_key, "notification", text
                 )
                 ack = gw.acknowledge(notification, accepted=self.policy.acknowledge_review)
+                self._after_commit()
                 return NotificationOutcome(ack, "review", "status_unconfirmed", record)
             reported = confirmed
         verdict, reason, record = self._apply(
@@ -569,9 +575,27 @@ class PaymentService:
         )
         ack = gw.acknowledge(notification)
         _crash_point("before_ack")
-        if verdict in ("applied", "review"):  # only these put events in the outbox
-            self._after_commit()
+        # Also after a duplicate: a worker that died after its commit left events to deliver.
+        self._after_commit()
         return NotificationOutcome(ack, verdict, reason, record)
+
+    def refuse_notification(
+        self, gateway_name: str, reason: str, body: bytes = b""
+    ) -> NotificationOutcome:
+        """Refuse a notification before reading it (too large, say): journal the refusal and
+        return the provider's failure reply. Nothing else is touched."""
+        gw = self.gateway(gateway_name)
+        prefix = body[: self.policy.journal_body_limit].decode("utf-8", "replace")
+        self.ledger.append_journal(
+            self._journal(gateway_name, "", "notification", "rejected", reason, prefix)
+        )
+        try:
+            gw.handle_notification(b"", {})
+        except NotificationRejected as exc:
+            if exc.acknowledgement is not None:
+                return NotificationOutcome(exc.acknowledgement, "rejected", reason)
+        ack = Acknowledgement(400, "text/plain", b"rejected", accepted=False)
+        return NotificationOutcome(ack, "rejected", reason)
 
     def _mismatch(self, gw: Gateway, record: PaymentRecord, notification: Notification) -> str:
         """The first way ``notification`` disagrees with the ledger, or ``""``."""

@@ -30,6 +30,11 @@ _ALLOWED: dict[S, frozenset[S]] = {
 }
 
 
+#: Statuses a payment necessarily went through to reach the key: hearing one of them again is
+#: a late duplicate (the original "paid" notification re-sent after a reversal), not news.
+_PASSED_THROUGH: dict[S, frozenset[S]] = {S.REVERSED: frozenset({S.PAID})}
+
+
 class Decision(enum.Enum):
     """What to do with a reported status, given the current one."""
 
@@ -46,7 +51,7 @@ def allowed(current: S, new: S) -> bool:
 
 def decide(current: S, reported: S) -> Decision:
     """Classify a provider's report ``reported`` for a payment that is ``current``."""
-    if reported is current:
+    if reported is current or reported in _PASSED_THROUGH.get(current, ()):
         return Decision.SAME
     if allowed(current, reported):
         return Decision.APPLY

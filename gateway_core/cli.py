@@ -396,7 +396,16 @@ def _serve(args: argparse.Namespace, out: TextIO) -> int:
                 f"/notify/{name}  returns GET .../return/{name}\n"
             )
         out.flush()
-        waitress.serve(app, host=args.host, port=args.port, threads=args.threads, ident="gateway")
+        waitress.serve(
+            app,
+            host=args.host,
+            port=args.port,
+            threads=args.threads,
+            ident="gateway",
+            # The app decides which X-Forwarded-For to believe (--trusted-proxy); waitress
+            # would otherwise strip the header before the app sees it.
+            clear_untrusted_proxy_headers=not args.trusted_proxy,
+        )
     return EXIT_OK
 
 

@@ -90,6 +90,8 @@ class GatewayWSGIApp:
             ip = ipaddress.ip_address(address)
         except ValueError:
             return False
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped  # an IPv4 peer of a dual-stack server ("::ffff:127.0.0.1")
         return any(ip in net for net in networks)
 
     def _read_body(self, environ: Environ) -> bytes:
@@ -169,20 +171,33 @@ class GatewayWSGIApp:
             headers["Content-Type"] = str(environ["CONTENT_TYPE"])
         if self.allowed is not None and not self._in(source, self.allowed):
             log.warning("notification on %s refused: source not allowed", gateway_name)
-            # Build the provider-format failure reply without touching the ledger.
-            try:
-                self.service.gateway(gateway_name).handle_notification(b"", headers)
-            except NotificationRejected as exc:
-                if exc.acknowledgement is not None:
-                    ack = exc.acknowledgement
-                    return self._respond(start_response, 403, ack.content_type, ack.body)
-            return self._respond(start_response, 403, "text/plain", b"forbidden")
+            return self._refuse(start_response, 403, gateway_name, headers)
+        if len(body) > self.max_body:
+            log.warning(
+                "notification on %s refused: body over %d bytes", gateway_name, self.max_body
+            )
+            refused = self.service.refuse_notification(gateway_name, "malformed", body)
+            ack = refused.acknowledgement
+            return self._respond(start_response, 413, ack.content_type, ack.body)
         outcome = self.service.handle_notification(gateway_name, body, headers)
         ack = outcome.acknowledgement
-        status = ack.status_code
-        if len(body) > self.max_body and outcome.verdict == "rejected":
-            status = 413
-        return self._respond(start_response, status, ack.content_type, ack.body)
+        return self._respond(start_response, ack.status_code, ack.content_type, ack.body)
+
+    def _refuse(
+        self,
+        start_response: StartResponse,
+        status: int,
+        gateway_name: str,
+        headers: Mapping[str, str],
+    ) -> list[bytes]:
+        """The provider-format failure reply, without reading further or touching the ledger."""
+        try:
+            self.service.gateway(gateway_name).handle_notification(b"", headers)
+        except NotificationRejected as exc:
+            if exc.acknowledgement is not None:
+                ack = exc.acknowledgement
+                return self._respond(start_response, status, ack.content_type, ack.body)
+        return self._respond(start_response, status, "text/plain", b"refused")
 
     def _return(
         self, environ: Environ, start_response: StartResponse, gateway_name: str
