@@ -5,6 +5,9 @@ provider plugins through the ``gateway_core`` entry-point group (:class:`PluginH
 receives payment events through pluggy hooks (:mod:`gateway_core.hookspecs`).
 """
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from gateway_core._config import Gateways, Settings, SettingsReader, build_gateway
 from gateway_core._events import EventKind, PaymentEvent
 from gateway_core._exceptions import (
@@ -52,20 +55,49 @@ from gateway_core._models import (
 from gateway_core._plugins import Hooks, PluginHost
 from gateway_core._redact import get_logger, redact_text, register_secret
 from gateway_core._registry import ProviderInfo, ProviderRegistry
-from gateway_core._requests_transport import RequestsTransport
-from gateway_core._retry import ProviderClient, RetryPolicy
-from gateway_core._runtime import Runtime, build_runtime
-from gateway_core._service import (
-    DeliveryReport,
-    NotificationOutcome,
-    PaymentService,
-    ReconcileReport,
-    ReturnOutcome,
-    ServicePolicy,
-    StartedPayment,
-)
 from gateway_core._transport import HttpRequest, HttpResponse, MockTransport, Transport
 from gateway_core.hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    from gateway_core._requests_transport import RequestsTransport
+    from gateway_core._retry import ProviderClient, RetryPolicy
+    from gateway_core._runtime import Runtime, build_runtime
+    from gateway_core._service import (
+        DeliveryReport,
+        NotificationOutcome,
+        PaymentService,
+        ReconcileReport,
+        ReturnOutcome,
+        ServicePolicy,
+        StartedPayment,
+    )
+
+_LAZY = {
+    "ProviderClient": "gateway_core._retry",
+    "RetryPolicy": "gateway_core._retry",
+    "RequestsTransport": "gateway_core._requests_transport",
+    "Runtime": "gateway_core._runtime",
+    "build_runtime": "gateway_core._runtime",
+    "DeliveryReport": "gateway_core._service",
+    "NotificationOutcome": "gateway_core._service",
+    "PaymentService": "gateway_core._service",
+    "ReconcileReport": "gateway_core._service",
+    "ReturnOutcome": "gateway_core._service",
+    "ServicePolicy": "gateway_core._service",
+    "StartedPayment": "gateway_core._service",
+}
+
+
+def __getattr__(name: str) -> Any:
+    # The transport, retry, service and runtime layers (requests, tenacity, sqlite3...) load on
+    # first use, so importing gateway_core (and discovering plugins) stays cheap.
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'gateway_core' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __version__ = "0.1.0"
 

@@ -14,7 +14,6 @@ import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Final
-from xml.sax.saxutils import escape
 from zoneinfo import ZoneInfo
 
 from adapters.faspay_dana._errors import InvalidRequest, PayloadError
@@ -323,7 +322,7 @@ _NESTED = _Nested()
 
 def encode_xml(fields: Iterable[tuple[str, str]], *, root: str = "faspay") -> bytes:
     """``<?xml ...?><faspay><k>v</k>...</faspay>`` in UTF-8, values escaped."""
-    inner = "".join(f"<{key}>{escape(value)}</{key}>" for key, value in fields)
+    inner = "".join(f"<{key}>{_xml_escape(value)}</{key}>" for key, value in fields)
     return f'<?xml version="1.0" encoding="utf-8"?><{root}>{inner}</{root}>'.encode()
 
 
@@ -340,3 +339,8 @@ def sniff_format(body: object) -> str | None:
     if first == b"{":
         return "json"
     return None
+
+
+def _xml_escape(value: str) -> str:
+    """Escape element text (``xml.sax.saxutils.escape`` without importing urllib and ssl)."""
+    return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

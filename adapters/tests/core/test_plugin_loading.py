@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLE_PLUGIN_DIR, make_distribution
+from plugin_distributions import EXAMPLE_PLUGIN_DIR, make_distribution
 
 from gateway_core import (
     Capability,

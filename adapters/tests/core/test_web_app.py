@@ -24,7 +24,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import pytest
 import requests
-from conftest import EXAMPLE_PLUGIN_DIR
+from plugin_distributions import EXAMPLE_PLUGIN_DIR
 from test_web_support import (
     ACK_FAILED,
     ACK_OK,
