@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -217,6 +216,8 @@ class Settings:
         if path is None and env.get(CONFIG_ENV):
             path = env[CONFIG_ENV]
         if path is not None:
+            import tomllib  # only when there is a file to read
+
             file = Path(path)
             try:
                 data = tomllib.loads(file.read_text(encoding="utf-8"))
