@@ -1,7 +1,8 @@
 """The ``gateway_core`` entry point of the Faspay DANA provider.
 
-Loading this module registers nothing by itself and imports no transport: the gateway class
-is imported when the plugin host calls :func:`gateway_register_providers`.
+Loading this module registers nothing by itself and imports no transport. The provider is
+registered by reference, so discovering plugins does not import its implementation: the
+class is imported the first time a gateway is built or its capabilities are read.
 """
 
 from __future__ import annotations
@@ -17,6 +18,4 @@ if TYPE_CHECKING:
 @hookimpl
 def gateway_register_providers(registry: ProviderRegistry) -> None:
     """Register :class:`~adapters.faspay_dana.FaspayDanaGateway` as ``faspay_dana``."""
-    from adapters.faspay_dana._gateway import FaspayDanaGateway
-
-    registry.add(FaspayDanaGateway)
+    registry.add("adapters.faspay_dana._gateway:FaspayDanaGateway", name="faspay_dana")

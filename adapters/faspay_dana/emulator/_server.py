@@ -228,6 +228,11 @@ class EmulatorServer:
             self._refuse_until = time.monotonic() + max(0.0, seconds)
             listener, self._listener = self._listener, None
         if listener is not None:
+            # shutdown() first: close() alone leaves the socket listening while the accept
+            # loop's select() still watches it, so a connection in that gap would be reset
+            # after sending instead of refused.
+            with contextlib.suppress(OSError):
+                listener.shutdown(socket.SHUT_RDWR)
             listener.close()
 
     def resume(self) -> None:

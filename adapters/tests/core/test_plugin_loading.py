@@ -207,3 +207,31 @@ def test_providers_command_human_output_names_capabilities() -> None:
     assert result.returncode == 0, result.stderr
     assert "faspay_dana" in result.stdout
     assert "capabilities:" in result.stdout
+
+
+def test_discovery_does_not_import_provider_implementations() -> None:
+    code = (
+        "import sys, gateway_core\n"
+        "host = gateway_core.PluginHost()\n"
+        "assert 'faspay_dana' in host.registry\n"
+        "loaded = [m for m in ('adapters.faspay_dana._gateway', 'requests', 'tenacity')"
+        " if m in sys.modules]\n"
+        "print(','.join(loaded))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == ""
+
+
+def test_a_provider_registered_by_a_broken_reference_fails_naming_the_plugin() -> None:
+    class Broken:
+        @hookimpl
+        def gateway_register_providers(self, registry):  # type: ignore[no-untyped-def]
+            registry.add("no_such_module_xyz:Gateway", name="ghost")
+
+    host = PluginHost(entry_points=False, plugins=[Broken()])
+    assert "ghost" in host.registry  # registered by reference: nothing imported yet
+    with pytest.raises(PluginError, match="cannot load provider 'ghost'"):
+        _ = host.registry.get("ghost").gateway_class
