@@ -170,6 +170,8 @@ class Settings:
     providers: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict, repr=False)
     ledger_url: str = ""
     source: str = ""
+    #: The ``[service]`` table: payment-service policy (see ``ServicePolicy.from_settings``).
+    service: Mapping[str, Any] = attrs.field(factory=dict)
 
     @property
     def gateway_names(self) -> list[str]:
@@ -179,7 +181,7 @@ class Settings:
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], *, source: str = "<mapping>") -> Settings:
         """Validate the shape of an already-parsed configuration."""
-        unknown = sorted(set(data) - {"providers", "ledger"})
+        unknown = sorted(set(data) - {"providers", "ledger", "service"})
         if unknown:
             raise ConfigurationError(f"unknown section {unknown[0]!r} in {source}", key=unknown[0])
         providers = data.get("providers", {})
@@ -200,7 +202,10 @@ class Settings:
         url = ledger.get("url", "")
         if not isinstance(url, str):
             raise ConfigurationError("'ledger.url' must be a string", key="ledger.url")
-        return cls(providers=dict(providers), ledger_url=url, source=source)
+        service = data.get("service", {})
+        if not isinstance(service, Mapping):
+            raise ConfigurationError(f"'service' must be a table in {source}", key="service")
+        return cls(providers=dict(providers), ledger_url=url, source=source, service=dict(service))
 
     @classmethod
     def load(
@@ -236,6 +241,7 @@ class Settings:
             providers=providers,
             ledger_url=env.get(LEDGER_ENV) or settings.ledger_url,
             source=settings.source,
+            service=settings.service,
         )
 
 

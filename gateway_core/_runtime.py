@@ -63,6 +63,12 @@ def build_runtime(
     except Exception:
         ledger.close()
         raise
+    if policy is None:
+        try:
+            policy = ServicePolicy.from_settings(settings.service)
+        except Exception:
+            ledger.close()
+            raise
     service = PaymentService(
         gateways=gateways, ledger=ledger, hooks=host.hooks, policy=policy, **service_options
     )

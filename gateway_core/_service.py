@@ -28,9 +28,11 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import attrs
 
+from gateway_core._config import SettingsReader
 from gateway_core._events import EVENT_FOR_STATUS, EventKind, PaymentEvent
 from gateway_core._exceptions import (
     ConfigurationError,
@@ -173,6 +175,31 @@ class ServicePolicy:
     default_expiry: timedelta = timedelta(hours=1)
     redelivery_backoff_cap: float = 3600.0
     journal_body_limit: int = 4096
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any]) -> ServicePolicy:
+        """The policy from a configuration's ``[service]`` table (durations in seconds,
+        ``default_expiry_minutes`` in minutes); unknown keys are refused by name."""
+        read = SettingsReader(settings, provider="service", ignore=frozenset())
+        day = 24 * 3600.0
+        policy = cls(
+            acknowledge_unknown_payment=read.flag("acknowledge_unknown_payment", False),
+            acknowledge_review=read.flag("acknowledge_review", True),
+            return_inquiry_interval=read.number("return_inquiry_interval", 2.0, maximum=day),
+            reconcile_grace=timedelta(
+                seconds=read.number("reconcile_grace_seconds", 300.0, maximum=30 * day)
+            ),
+            expiry_margin=timedelta(
+                seconds=read.number("expiry_margin_seconds", 300.0, maximum=30 * day)
+            ),
+            default_expiry=timedelta(
+                minutes=read.number("default_expiry_minutes", 60.0, minimum=1, maximum=43200)
+            ),
+            redelivery_backoff_cap=read.number("redelivery_backoff_cap", 3600.0, maximum=day),
+            journal_body_limit=read.integer("journal_body_limit", 4096, maximum=1_048_576),
+        )
+        read.finish()
+        return policy
 
 
 class PaymentService:

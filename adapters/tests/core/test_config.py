@@ -115,3 +115,21 @@ def test_several_providers_at_once_and_errors_name_the_gateway() -> None:
     )
     with pytest.raises(ConfigurationError, match="dana_c"):
         Gateways.from_settings(bad, registry=host.registry, environ={})
+
+
+def test_service_policy_comes_from_the_service_table(tmp_path: Path) -> None:
+    from gateway_core import ServicePolicy
+
+    path = tmp_path / "gateway.toml"
+    path.write_text("[service]\nreconcile_grace_seconds = 60\nacknowledge_unknown_payment = true\n")
+    policy = ServicePolicy.from_settings(Settings.load(path, environ={}).service)
+    assert policy.reconcile_grace.total_seconds() == 60
+    assert policy.acknowledge_unknown_payment is True
+    assert policy.expiry_margin.total_seconds() == 300  # the default
+
+
+def test_service_table_rejects_unknown_keys_by_name() -> None:
+    from gateway_core import ServicePolicy
+
+    with pytest.raises(ConfigurationError, match="'grace'"):
+        ServicePolicy.from_settings({"grace": 1})
