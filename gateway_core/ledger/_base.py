@@ -575,6 +575,7 @@ _CLAIM = (
     _SELECT_OUTBOX + " WHERE delivered_at IS NULL AND next_attempt_at <= ? "
     "ORDER BY next_attempt_at, id LIMIT ?{skip_locked}"
 )
+_ANY_DUE = "SELECT 1 FROM {p}gw_outbox WHERE delivered_at IS NULL AND next_attempt_at <= ? LIMIT 1"
 _LEASE = "UPDATE {p}gw_outbox SET next_attempt_at = ? WHERE id IN ({ids})"
 _DELIVERED = "UPDATE {p}gw_outbox SET delivered_at = COALESCE(delivered_at, ?) WHERE event_id = ?"
 _FAILED = (
@@ -1069,6 +1070,11 @@ class SQLLedger(Ledger):
         if lease_seconds <= 0:
             raise ValueError("lease_seconds must be positive")
         lease_until = (to_utc(lease_from) if lease_from else now) + timedelta(seconds=lease_seconds)
+        due = (self._dump_time(now),)
+        # A read first: most calls find nothing due, and need no write transaction (on SQLite
+        # a write transaction takes the database's single write lock).
+        if not self._run("claim_events", lambda tx: tx.all(self._sql(_ANY_DUE), due), write=False):
+            return []
 
         def work(tx: Tx) -> list[OutboxEvent]:
             rows = tx.all(self._sql(_CLAIM), (self._dump_time(now), limit))
