@@ -294,13 +294,19 @@ def test_a_refused_attempt_then_a_listening_server_succeeds(server: LoopbackServ
 def test_reset_before_the_request_is_read_is_outcome_unknown_for_a_non_idempotent_call(
     server: LoopbackServer, client: ProviderClient
 ) -> None:
-    """requests cannot tell whether bytes left before the RST, so the call counts as maybe
-    received: one connection, no second send, OutcomeUnknown."""
+    """Usually the RST arrives after the request was written: requests cannot tell whether it
+    was read, so the call is OutcomeUnknown after one attempt. On a loaded machine the RST can
+    beat the connection's set-up (urllib3 reports a failed new connection): then it provably
+    never left, and the retry is right. Either way the server never reads two requests."""
     server.then(("rst_on_accept",))
-    with pytest.raises(OutcomeUnknown):
-        client.call(post(server.url(), idempotent=False), parse)
-    assert client.attempts_made == 1
-    assert server.accepts == 1
+    try:
+        result = client.call(post(server.url(), idempotent=False), parse)
+    except OutcomeUnknown:
+        assert client.attempts_made == 1
+        assert server.accepts == 1
+    else:
+        assert result == {"status": "ok"}
+        assert client.attempts_made == 2
     assert len(server.bodies) <= 1
 
 
