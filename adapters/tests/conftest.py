@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import os
 import socketserver
+import sys
 import threading
 import uuid
 import wsgiref.simple_server
@@ -52,6 +53,18 @@ class Store:
         if self.kind == "sqlite":
             return SQLiteLedger(self.target)
         return PostgresLedger(self.target, schema=self.schema)
+
+
+#: This module as pytest loaded it. Test folders have no ``__init__.py`` and the tree has
+#: several ``conftest.py``, so ``import conftest`` is ambiguous: tests take the ``suite``
+#: fixture instead.
+_THIS = sys.modules[__name__]
+
+
+@pytest.fixture(scope="session")
+def suite() -> Any:
+    """The shared root conftest module (``Store``, ``build_stack``, ``TEST_PASSWORD``...)."""
+    return _THIS
 
 
 @functools.cache

@@ -28,7 +28,6 @@ from gateway_core import Money, PaymentStatus
 from gateway_core.ledger import SQLiteLedger
 
 HERE = Path(__file__).resolve().parent
-ROOT_CONFTEST = HERE.parent / "conftest.py"
 GATEWAY_SCRIPT = Path(sys.executable).with_name("gateway")
 MERCHANT_ID = "99999"
 MERCHANT_NAME = "Test Store"
@@ -46,20 +45,6 @@ COMMANDS = (
     "verify",
 )
 CUSTOMER = ("--phone", "081234567890", "--email", "budi@example.com")
-
-
-@pytest.fixture(scope="module")
-def suite(pytestconfig: pytest.Config) -> Any:
-    """The shared root conftest module (TEST_PASSWORD, ...)."""
-    manager = pytestconfig.pluginmanager
-    module = manager.get_plugin(str(ROOT_CONFTEST))
-    if module is None:  # registered under another spelling of the path (symlinks)
-        for plugin in manager.get_plugins():
-            path = getattr(plugin, "__file__", None)
-            if path and Path(path).resolve() == ROOT_CONFTEST:
-                module = plugin
-    assert module is not None, "adapters/tests/conftest.py is not loaded"
-    return module
 
 
 WORKERS = Path(__file__).resolve().parent / "workers"

@@ -34,26 +34,11 @@ from gateway_core.testing import HookRecorder
 
 HERE = Path(__file__).resolve().parent
 WORKER = HERE / "workers" / "service_worker.py"
-ROOT_CONFTEST = HERE.parent / "conftest.py"
 GATEWAY_SCRIPT = Path(sys.executable).with_name("gateway")
 GATEWAY = "dana"
 MERCHANT_ID = "99999"
 MERCHANT_NAME = "Test Store"
 ORDER = "CRASH-1"
-
-
-@pytest.fixture(scope="module")
-def suite(pytestconfig: pytest.Config) -> Any:
-    """The shared root conftest module (Store, TEST_PASSWORD, require_postgres, ...)."""
-    manager = pytestconfig.pluginmanager
-    module = manager.get_plugin(str(ROOT_CONFTEST))
-    if module is None:  # registered under another spelling of the path (symlinks)
-        for plugin in manager.get_plugins():
-            path = getattr(plugin, "__file__", None)
-            if path and Path(path).resolve() == ROOT_CONFTEST:
-                module = plugin
-    assert module is not None, "adapters/tests/conftest.py is not loaded"
-    return module
 
 
 @pytest.fixture

@@ -31,26 +31,11 @@ from gateway_core._runtime import build_runtime
 from gateway_core.testing import HookRecorder
 
 WORKER = Path(__file__).resolve().parent / "workers" / "service_worker.py"
-ROOT_CONFTEST = Path(__file__).resolve().parent.parent / "conftest.py"
 WORKERS = 4
 PAYMENTS = 10
 GATEWAY = "dana"
 MERCHANT_ID = "99999"
 MERCHANT_NAME = "Test Store"
-
-
-@pytest.fixture(scope="module")
-def suite(pytestconfig: pytest.Config) -> Any:
-    """The shared root conftest module (Store, TEST_PASSWORD, require_postgres, ...)."""
-    manager = pytestconfig.pluginmanager
-    module = manager.get_plugin(str(ROOT_CONFTEST))
-    if module is None:  # registered under another spelling of the path (symlinks)
-        for plugin in manager.get_plugins():
-            path = getattr(plugin, "__file__", None)
-            if path and Path(path).resolve() == ROOT_CONFTEST:
-                module = plugin
-    assert module is not None, "adapters/tests/conftest.py is not loaded"
-    return module
 
 
 @pytest.fixture

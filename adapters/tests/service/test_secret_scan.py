@@ -37,7 +37,6 @@ import re
 from collections.abc import Callable, Iterable
 from datetime import timedelta
 from html.parser import HTMLParser
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -238,21 +237,10 @@ class FlakyMailer:
 # -- the flow ------------------------------------------------------------------------------
 
 
-ROOT_CONFTEST = Path(__file__).resolve().parent.parent / "conftest.py"
-
-
 @pytest.fixture
-def root(pytestconfig: pytest.Config) -> ModuleType:
-    """``adapters/tests/conftest.py`` as pytest loaded it (``build_stack``, ``TEST_PASSWORD``)."""
-    for plugin in pytestconfig.pluginmanager.get_plugins():
-        filename = getattr(plugin, "__file__", None)
-        if (
-            isinstance(plugin, ModuleType)
-            and filename
-            and Path(filename).resolve() == ROOT_CONFTEST
-        ):
-            return plugin
-    raise RuntimeError(f"{ROOT_CONFTEST} is not loaded")
+def root(suite: ModuleType) -> ModuleType:
+    """``adapters/tests/conftest.py`` (``build_stack``, ``TEST_PASSWORD``)."""
+    return suite
 
 
 @pytest.fixture
