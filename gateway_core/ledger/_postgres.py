@@ -20,10 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
 import re
-import threading
-import weakref
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -32,6 +29,7 @@ from urllib.parse import urlsplit, urlunsplit
 from gateway_core._exceptions import ConfigurationError, LedgerError
 from gateway_core._redact import redact_text
 from gateway_core.ledger._base import Rollback, SQLLedger, T, Tx
+from gateway_core.ledger._connections import ThreadConnections
 
 if TYPE_CHECKING:
     import psycopg
@@ -41,9 +39,6 @@ _ATTEMPTS = 4
 
 _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
-# Connections inherited through fork() must not be closed by the child: closing sends the
-# server a Terminate message over the socket the parent still uses. They are parked here.
-_INHERITED: list[Any] = []
 
 _MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: (
@@ -149,24 +144,6 @@ def mask_conninfo(conninfo: str) -> str:
     return re.sub(r"(?i)(password\s*=\s*)('[^']*'|\S+)", r"\1[redacted]", conninfo)
 
 
-def _release(conn: Any, owner_pid: int) -> None:
-    if os.getpid() != owner_pid:
-        _INHERITED.append(conn)
-        return
-    with contextlib.suppress(Exception):  # closing a broken connection
-        conn.close()
-
-
-class _Slot:
-    """One thread's connection; when the thread ends, the slot is dropped and closes it."""
-
-    __slots__ = ("__weakref__", "conn", "pid")
-
-    def __init__(self, conn: psycopg.Connection[tuple[Any, ...]], pid: int) -> None:
-        self.conn = conn
-        self.pid = pid
-
-
 class _PostgresTx:
     __slots__ = ("_cur",)
 
@@ -234,10 +211,9 @@ class PostgresLedger(SQLLedger):
             "big",
             signed=True,
         )
-        self._local = threading.local()
-        self._lock = threading.Lock()
-        self._finalizers: list[tuple[int, weakref.finalize[Any, Any]]] = []
-        self._closed = False
+        self._connections: ThreadConnections[Any] = ThreadConnections(
+            self._connect, lambda conn: conn.close(), lambda conn: not conn.closed
+        )
 
     @property
     def schema(self) -> str:
@@ -258,37 +234,14 @@ class PostgresLedger(SQLLedger):
 
     def _connection(self) -> psycopg.Connection[tuple[Any, ...]]:
         """This thread's connection, opened on first use (and again after it broke)."""
-        self._check_open()
-        pid = os.getpid()
-        slot: _Slot | None = getattr(self._local, "slot", None)
-        if slot is not None and slot.pid == pid and not slot.conn.closed:
-            return slot.conn
-        conn = self._connect()
-        slot = _Slot(conn, pid)
-        finalizer = weakref.finalize(slot, _release, conn, pid)
-        with self._lock:
-            if self._closed:
-                finalizer()
-                raise LedgerError("the ledger is closed")
-            self._finalizers = [(p, f) for p, f in self._finalizers if f.alive]
-            self._finalizers.append((pid, finalizer))
-        self._local.slot = slot
+        conn: psycopg.Connection[tuple[Any, ...]] = self._connections.get()
         return conn
 
     def _check_open(self) -> None:
-        if self._closed:
-            raise LedgerError("the ledger is closed")
+        self._connections.check_open()
 
     def close(self) -> None:
-        with self._lock:
-            self._closed = True
-            finalizers, self._finalizers = self._finalizers, []
-        pid = os.getpid()
-        for owner, finalizer in finalizers:
-            if owner == pid:
-                finalizer()
-            else:
-                finalizer.detach()
+        self._connections.close()
 
     # -- transactions ------------------------------------------------------------------------
 

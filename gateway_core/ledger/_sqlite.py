@@ -19,9 +19,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
-import threading
 import time
-import weakref
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,6 +28,7 @@ from typing import Any, ClassVar
 from gateway_core._exceptions import ConfigurationError, LedgerError
 from gateway_core._redact import redact_text
 from gateway_core.ledger._base import Rollback, SQLLedger, T, Tx, to_utc
+from gateway_core.ledger._connections import ThreadConnections
 
 _SYNCHRONOUS = frozenset({"NORMAL", "FULL", "EXTRA"})
 
@@ -37,20 +36,6 @@ _SYNCHRONOUS = frozenset({"NORMAL", "FULL", "EXTRA"})
 _ATTEMPTS = 5
 _RETRY_PAUSE = 0.05
 
-# This process's id, kept current across fork() without a system call per transaction.
-_this_pid = os.getpid()
-
-
-def _after_fork_in_child() -> None:
-    global _this_pid
-    _this_pid = os.getpid()
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)
-
-# Connections inherited through fork() are never closed by the child (closing could release
-# the parent's locks); they are parked here instead of being garbage-collected.
-_INHERITED: list[sqlite3.Connection] = []
 
 _MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: (
@@ -131,24 +116,6 @@ def _is_busy(exc: sqlite3.OperationalError) -> bool:
     return "locked" in text or "busy" in text
 
 
-def _release(conn: sqlite3.Connection, owner_pid: int) -> None:
-    if _this_pid != owner_pid:
-        _INHERITED.append(conn)
-        return
-    with contextlib.suppress(sqlite3.Error):
-        conn.close()
-
-
-class _Slot:
-    """One thread's connection; when the thread ends, the slot is dropped and closes it."""
-
-    __slots__ = ("__weakref__", "conn", "pid")
-
-    def __init__(self, conn: sqlite3.Connection, pid: int) -> None:
-        self.conn = conn
-        self.pid = pid
-
-
 class _SQLiteTx:
     __slots__ = ("_conn",)
 
@@ -221,10 +188,9 @@ class SQLiteLedger(SQLLedger):
             )
         self._synchronous = sync
         self._busy_timeout_ms = busy_timeout_ms
-        self._local = threading.local()
-        self._lock = threading.Lock()
-        self._finalizers: list[tuple[int, weakref.finalize[Any, Any]]] = []
-        self._closed = False
+        self._connections: ThreadConnections[sqlite3.Connection] = ThreadConnections(
+            self._connect, sqlite3.Connection.close
+        )
 
     @property
     def path(self) -> Path:
@@ -265,37 +231,13 @@ class SQLiteLedger(SQLLedger):
 
     def _connection(self) -> sqlite3.Connection:
         """This thread's connection, opened on first use."""
-        self._check_open()
-        pid = _this_pid
-        slot: _Slot | None = getattr(self._local, "slot", None)
-        if slot is not None and slot.pid == pid:
-            return slot.conn
-        conn = self._connect()
-        slot = _Slot(conn, pid)
-        finalizer = weakref.finalize(slot, _release, conn, pid)
-        with self._lock:
-            if self._closed:
-                finalizer()
-                raise LedgerError("the ledger is closed")
-            self._finalizers = [(p, f) for p, f in self._finalizers if f.alive]
-            self._finalizers.append((pid, finalizer))
-        self._local.slot = slot
-        return conn
+        return self._connections.get()
 
     def _check_open(self) -> None:
-        if self._closed:
-            raise LedgerError("the ledger is closed")
+        self._connections.check_open()
 
     def close(self) -> None:
-        with self._lock:
-            self._closed = True
-            finalizers, self._finalizers = self._finalizers, []
-        pid = _this_pid
-        for owner, finalizer in finalizers:
-            if owner == pid:
-                finalizer()
-            else:
-                finalizer.detach()
+        self._connections.close()
 
     # -- transactions ------------------------------------------------------------------------
 
