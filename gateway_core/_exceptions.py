@@ -21,9 +21,11 @@
     │   ├── UnknownPayment ............ no such payment in the ledger
     │   └── ReferenceMismatch ......... merchant or provider transaction id disagree
     │       └── AmountMismatch ........ the amount disagrees with the ledger
+    ├── InvalidRequest ................ the request breaks a provider rule; nothing was sent
     ├── UnsupportedOperation .......... the provider does not declare this capability
     └── LedgerError ................... the payment store failed or was misused
-        └── InvalidTransition ......... a status change the state machine forbids
+        ├── InvalidTransition ......... a status change the state machine forbids
+        └── LedgerUnavailable ......... the store did not answer in time or cannot be reached
 
 Every error carries context (``provider``, ``merchant_reference``, ``provider_code``) and never
 a secret: messages are built from identifiers the library chose to show.
@@ -70,6 +72,23 @@ class ConfigurationError(GatewayError):
     def __init__(self, message: str, *, key: str = "", provider: str = "") -> None:
         super().__init__(message, provider=provider)
         self.key = key
+
+
+class InvalidRequest(GatewayError, ValueError):
+    """A request's data breaks a provider rule; nothing was sent and nothing was recorded.
+    ``field`` names the offending field. It is also a :class:`ValueError`: the caller passed
+    a bad value."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str = "",
+        provider: str = "",
+        merchant_reference: str = "",
+    ) -> None:
+        super().__init__(message, provider=provider, merchant_reference=merchant_reference)
+        self.field = field
 
 
 class PluginError(ConfigurationError):
@@ -193,3 +212,10 @@ class LedgerError(GatewayError):
 
 class InvalidTransition(LedgerError):
     """A status change the state machine does not allow."""
+
+
+class LedgerUnavailable(LedgerError):
+    """The store could not be reached, or did not answer within its bounds (a lock or
+    statement timeout, a busy SQLite file, a server that stopped responding). Nothing was
+    committed, or, for a commit cut off on its way, the outcome is unknown: either way, try
+    again later. The web endpoints answer the provider's failure reply, so it re-sends."""

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import abc
+import hashlib
+import re
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any, ClassVar, Self
 
-from gateway_core._exceptions import UnsupportedOperation
+from gateway_core._exceptions import InvalidRequest, UnsupportedOperation
 from gateway_core._models import (
     Acknowledgement,
     Capability,
@@ -20,6 +22,20 @@ from gateway_core._models import (
     TrustDeclaration,
 )
 from gateway_core._transport import Transport
+
+_GENERIC_REFERENCE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+
+
+def default_reference(order_reference: str, attempt: int) -> str:
+    """``<order>-<attempt>``, restricted to ``[A-Za-z0-9_-]`` and at most 64 characters."""
+    base = _UNSAFE.sub("", order_reference)
+    tail = f"-{attempt}"
+    if not base or len(base) + len(tail) > 64 or base != order_reference:
+        digest = hashlib.sha256(order_reference.encode("utf-8")).hexdigest()[:16]
+        base = f"{base[: 64 - len(tail) - len(digest)]}{digest}" if base else digest
+    return f"{base}{tail}"
+
 
 #: Capabilities every gateway must have.
 REQUIRED_CAPABILITIES = frozenset(
@@ -121,6 +137,31 @@ class Gateway(abc.ABC):
         self, notification: Notification, *, accepted: bool = True, reason: str = ""
     ) -> Acknowledgement:
         """The reply the provider expects for ``notification`` (success or failure)."""
+
+    def make_reference(self, order_reference: str, attempt: int) -> str:
+        """The merchant reference (the provider-side bill number) for attempt ``attempt`` of
+        an order. The default is ``<order>-<attempt>``, restricted to ``[A-Za-z0-9_-]`` and
+        at most 64 characters (a digest replaces what does not fit). A provider with stricter
+        rules, or whose signatures could collide across references, overrides it."""
+        return default_reference(order_reference, attempt)
+
+    def check_reference(self, reference: str) -> None:
+        """Raise :class:`~gateway_core.InvalidRequest` when ``reference`` (generated or
+        supplied by the integrator) breaks the provider's rules. The default accepts 1–64
+        characters of ``[A-Za-z0-9_-]``."""
+        if not isinstance(reference, str) or _GENERIC_REFERENCE.fullmatch(reference) is None:
+            raise InvalidRequest(
+                "merchant_reference must be 1-64 letters, digits, - or _",
+                provider=self.name,
+                field="merchant_reference",
+            )
+
+    def check_request(self, request: PaymentRequest) -> None:
+        """Raise :class:`~gateway_core.InvalidRequest` when ``request`` (its reference set)
+        breaks a rule the provider would refuse, without sending anything. The payment
+        service calls it before it records an attempt, so a user mistake leaves no ledger row
+        and uses no attempt number. The default checks nothing more than the reference."""
+        self.check_reference(request.merchant_reference)
 
     @property
     def default_expiry(self) -> timedelta | None:

@@ -216,12 +216,20 @@ class TrustDeclaration:
     ledger by the core. ``notification_replayable`` is true when the same signed message can
     be sent again (no timestamp or nonce). ``return_settles`` is false when the customer's
     return may only trigger an inquiry, never a status change.
+
+    ``notification_settles`` is false when a verified notification alone does not prove the
+    status it reports (Faspay's signature is unkeyed per message, replayable, and its values
+    collide with signatures the customer's browser sees): the payment service then confirms
+    every notification that would change a payment by an inquiry before applying it, and
+    replies with the provider's failure reply when it cannot confirm. Such a provider must
+    declare the ``INQUIRE`` capability.
     """
 
     notification_covers: frozenset[SignedField]
     notification_replayable: bool
     return_covers: frozenset[SignedField] = frozenset()
     return_settles: bool = False
+    notification_settles: bool = True
 
     def notification_proves(self, field: SignedField) -> bool:
         """True when the notification signature binds ``field``."""
@@ -328,7 +336,12 @@ class Payment:
 
 @attrs.frozen
 class StatusReport:
-    """What a provider says about one payment in answer to ``inquire`` or ``cancel``."""
+    """What a provider says about one payment in answer to ``inquire`` or ``cancel``.
+
+    ``amount`` (the amount the provider says was paid, when it says so) and ``merchant_id``
+    are compared with the ledger like a notification's: a mismatch is a review, never a
+    transition.
+    """
 
     provider: str
     merchant_reference: str
@@ -339,6 +352,7 @@ class StatusReport:
     payment_reference: str = ""
     amount: Money | None = None
     description: str = ""
+    merchant_id: str = ""
 
 
 @attrs.frozen

@@ -42,6 +42,15 @@ def _validate(gateway_class: object, label: str) -> type[Gateway]:
             f"plugin {label!r}: provider {name!r} must declare a TrustDeclaration as `trust`",
             plugin=label,
         )
+    if (
+        not gateway_class.trust.notification_settles
+        and Capability.INQUIRE not in gateway_class.capabilities
+    ):
+        raise PluginError(
+            f"plugin {label!r}: provider {name!r} declares that its notifications must be "
+            "confirmed by an inquiry (notification_settles=False) but cannot inquire",
+            plugin=label,
+        )
     return gateway_class
 
 

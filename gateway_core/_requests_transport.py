@@ -24,6 +24,7 @@ import time
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from gateway_core._deadline import Exchange, Watchdog, current_exchange
 from gateway_core._exceptions import (
     ConfigurationError,
     NeverSent,
@@ -76,8 +77,9 @@ class RequestsTransport:
     """Sends requests through one pooled ``requests.Session``.
 
     ``connect_timeout`` and ``read_timeout`` bound each socket operation; the ``timeout`` given
-    to :meth:`send` (the caller's remaining deadline) also bounds the whole attempt, including a
-    body that trickles in a byte at a time. Bodies over ``max_response_bytes`` are refused.
+    to :meth:`send` (the caller's remaining deadline) bounds the whole attempt by the wall
+    clock: connect, TLS, sending, headers and body, even when they trickle in a byte at a time
+    (see ``_requests_deadline``). Bodies over ``max_response_bytes`` are refused.
     ``verify`` is ``True`` (certifi's bundle) or the path of a CA file or directory;
     ``False`` raises :class:`~gateway_core.ConfigurationError`.
     """
@@ -111,8 +113,9 @@ class RequestsTransport:
 
         protect_third_party_loggers()
         import urllib3.exceptions
-        from requests.adapters import HTTPAdapter
         from urllib3.util.retry import Retry
+
+        from gateway_core._requests_deadline import DeadlineAdapter
 
         self._requests = requests
         # What reading the body can raise once the headers arrived: all "may have been
@@ -123,7 +126,8 @@ class RequestsTransport:
             http.client.HTTPException,
             OSError,
         )
-        adapter = HTTPAdapter(
+        self._watchdog = Watchdog()
+        adapter = DeadlineAdapter(
             pool_connections=4,
             pool_maxsize=pool_maxsize,
             # One attempt, always: no silent resend of a POST on a stale pooled connection.
@@ -160,6 +164,7 @@ class RequestsTransport:
     def close(self) -> None:
         """Close every pooled connection."""
         self._session.close()
+        self._watchdog.stop()
 
     def send(self, request: HttpRequest, *, timeout: float | None = None) -> HttpResponse:
         """Make one attempt; see :class:`~gateway_core.Transport` for the failure classes."""
@@ -168,7 +173,17 @@ class RequestsTransport:
         if budget <= 0:
             raise NeverSent(f"{self._what(request)}: no time left for the attempt")
         deadline = started + (timeout if timeout is not None else float("inf"))
+        exchange = Exchange(deadline)
+        if timeout is not None:
+            self._watchdog.watch(exchange)
+        try:
+            return self._exchange(request, exchange, budget)
+        finally:
+            exchange.finish()
+
+    def _exchange(self, request: HttpRequest, exchange: Exchange, budget: float) -> HttpResponse:
         exceptions = self._requests.exceptions
+        token = current_exchange.set(exchange)
         try:
             response = self._session.request(
                 request.method,
@@ -182,17 +197,21 @@ class RequestsTransport:
                 auth=_keep_request,
             )
         except exceptions.RequestException as exc:
-            raise self._classify(request, exc) from exc
+            raise self._classify(request, exc, exchange) from exc
+        finally:
+            current_exchange.reset(token)
         try:
-            body = self._read_body(request, response, deadline)
+            body = self._read_body(request, response, exchange.deadline)
         except TransportError:
             response.close()
             raise
         except self._broken_reply as exc:
             response.close()
-            raise TransportError(
+            raise self._late(request, exchange) or TransportError(
                 f"{self._what(request)}: reply broken off ({type(exc).__name__})"
             ) from exc
+        if exchange.finish():  # the watchdog may have cut a reply that ends at EOF short
+            raise self._late(request, exchange) or TransportError(self._what(request))
         return HttpResponse(
             status_code=response.status_code, body=body, headers=dict(response.headers)
         )
@@ -245,7 +264,22 @@ class RequestsTransport:
         operation = request.operation or request.method
         return f"{operation} to {_host(request.url)}"
 
-    def _classify(self, request: HttpRequest, exc: Exception) -> Exception:
+    def _late(self, request: HttpRequest, exchange: Exchange) -> TransportError | None:
+        """The error for an exchange the watchdog ended, by whether a byte was sent."""
+        if not exchange.expired:
+            return None
+        if exchange.sent:
+            return TransportError(f"{self._what(request)}: no complete reply within the deadline")
+        return NeverSent(f"{self._what(request)}: deadline reached before sending")
+
+    def _unsent(self, request: HttpRequest, exchange: Exchange, exc: Exception) -> NeverSent | None:
+        """A failure on a connection that provably wrote no request byte (a TLS handshake that
+        timed out or was reset), which urllib3 reports like a read timeout."""
+        if not exchange.connected or exchange.sent:
+            return None
+        return NeverSent(f"{self._what(request)}: failed before sending ({type(exc).__name__})")
+
+    def _classify(self, request: HttpRequest, exc: Exception, exchange: Exchange) -> Exception:
         """Map a ``requests`` failure to our tree, by what the provider may have seen."""
         import ssl
 
@@ -254,6 +288,8 @@ class RequestsTransport:
         exceptions = self._requests.exceptions
         what = self._what(request)
         causes = _causes(exc)
+        if any(isinstance(c, ssl.SSLCertVerificationError | ssl.CertificateError) for c in causes):
+            return TLSVerificationError(f"{what}: TLS certificate not trusted")
         if isinstance(
             exc,
             exceptions.InvalidURL
@@ -262,8 +298,9 @@ class RequestsTransport:
             | exceptions.InvalidHeader,
         ):
             return ConfigurationError(f"{what}: invalid request ({type(exc).__name__})")
-        if any(isinstance(c, ssl.SSLCertVerificationError | ssl.CertificateError) for c in causes):
-            return TLSVerificationError(f"{what}: TLS certificate not trusted")
+        known = self._late(request, exchange) or self._unsent(request, exchange, exc)
+        if known is not None:
+            return known
         if isinstance(exc, exceptions.ConnectTimeout):
             return NeverSent(f"{what}: connect timeout")
         if any(

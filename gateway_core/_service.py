@@ -20,9 +20,7 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
-import re
 import signal
 import threading
 import time
@@ -56,9 +54,10 @@ from gateway_core._models import (
     StatusReport,
 )
 from gateway_core._plugins import Hooks
-from gateway_core._redact import get_logger, redact_text
+from gateway_core._redact import get_logger, redact_excerpt
 from gateway_core._state import Decision, decide, review_reason
 from gateway_core.ledger import (
+    ORDER_SCOPE,
     ApplyResult,
     JournalEntry,
     Ledger,
@@ -70,7 +69,6 @@ log = get_logger(__name__)
 
 _S = PaymentStatus
 _RECONCILABLE = frozenset({_S.PENDING, _S.IN_PROCESS, _S.UNKNOWN})
-_SAFE_REFERENCE = re.compile(r"[^A-Za-z0-9_-]")
 #: Environment variable naming a point where the process kills itself (crash-recovery tests).
 CRASH_ENV = "GATEWAY_CRASH_AT"
 
@@ -84,13 +82,9 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def default_reference(order_reference: str, attempt: int) -> str:
-    """``<order>-<attempt>``, restricted to ``[A-Za-z0-9_-]`` and at most 32 characters."""
-    base = _SAFE_REFERENCE.sub("", order_reference)
-    if not base or len(base) > 27 or base != order_reference:
-        digest = hashlib.sha256(order_reference.encode()).hexdigest()[:10]
-        base = f"{base[:16]}{digest}" if base else digest
-    return f"{base}-{attempt}"
+def order_receipt(order_reference: str) -> str:
+    """The receipt key that marks an order paid, in the ledger's order-wide scope."""
+    return f"order-paid:{order_reference}"
 
 
 @attrs.frozen
@@ -126,7 +120,12 @@ class ReturnOutcome:
 
 @attrs.frozen
 class ReconcileReport:
-    """Counts from one reconciliation pass."""
+    """Counts from one reconciliation pass.
+
+    ``unconfigured`` counts the open payments (past the grace period) of gateways this
+    process has no configuration for, named in ``unconfigured_gateways``: they are reported
+    on every pass and never examined, so they cannot crowd out the rest.
+    """
 
     examined: int = 0
     changed: int = 0
@@ -134,6 +133,8 @@ class ReconcileReport:
     waiting: int = 0
     errors: int = 0
     reviews: int = 0
+    unconfigured: int = 0
+    unconfigured_gateways: tuple[str, ...] = ()
 
 
 @attrs.frozen
@@ -164,7 +165,9 @@ class ServicePolicy:
     alert. ``return_inquiry_interval``: at most one inquiry per payment per this many seconds
     triggered by customer returns. ``reconcile_grace``: only payments untouched for this long
     are reconciled. ``expiry_margin``: how long after its expiry an attempt whose create
-    outcome is unknown is settled as expired.
+    outcome is unknown is settled as expired. ``journal_body_limit``: characters of a body
+    kept (redacted) in the journal; ``rejected_body_limit``: at most this many of a rejected
+    one (anyone can send those).
     """
 
     acknowledge_unknown_payment: bool = False
@@ -175,6 +178,7 @@ class ServicePolicy:
     default_expiry: timedelta = timedelta(hours=1)
     redelivery_backoff_cap: float = 3600.0
     journal_body_limit: int = 4096
+    rejected_body_limit: int = 1024
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any]) -> ServicePolicy:
@@ -197,6 +201,7 @@ class ServicePolicy:
             ),
             redelivery_backoff_cap=read.number("redelivery_backoff_cap", 3600.0, maximum=day),
             journal_body_limit=read.integer("journal_body_limit", 4096, maximum=1_048_576),
+            rejected_body_limit=read.integer("rejected_body_limit", 1024, maximum=1_048_576),
         )
         read.finish()
         return policy
@@ -217,7 +222,7 @@ class PaymentService:
         hooks: Hooks,
         policy: ServicePolicy | None = None,
         clock: Callable[[], datetime] = _utcnow,
-        reference_factory: Callable[[str, int], str] = default_reference,
+        reference_factory: Callable[[str, int], str] | None = None,
         sleep: Callable[[float], None] = time.sleep,
         deliver_after_commit: bool = True,
     ) -> None:
@@ -307,9 +312,11 @@ class PaymentService:
         reason: str = "",
         body: str = "",
     ) -> JournalEntry:
-        # Redact the whole text, then cut: a cut first could leave part of a signature that
-        # no longer looks like one.
-        text = redact_text(body)[: self.policy.journal_body_limit]
+        # Anyone can send a rejected body: keep less of it (a flood of junk stays small).
+        limit = self.policy.journal_body_limit
+        if verdict == "rejected":
+            limit = min(limit, self.policy.rejected_body_limit)
+        text = redact_excerpt(body, limit)  # cut first, but never through a secret
         return JournalEntry(
             id=None,
             gateway=gateway_name,
@@ -333,7 +340,11 @@ class PaymentService:
         """
         gw = self.gateway(gateway_name)
         now = self._clock()
-        attempts = self.ledger.payments_for_order(gateway_name, request.order_reference)
+        order = request.order_reference
+        # Paid once per order, whatever the gateway: the receipt is keyed on the order alone.
+        if self.ledger.has_receipt(ORDER_SCOPE, order_receipt(order)):
+            raise LedgerError("order already has a paid payment", provider=gateway_name)
+        attempts = self.ledger.payments_for_order(gateway_name, order)
         for attempt in attempts:
             if attempt.status in (_S.PAID, _S.REVERSED):
                 raise LedgerError(
@@ -341,6 +352,7 @@ class PaymentService:
                     provider=gateway_name,
                     merchant_reference=attempt.merchant_reference,
                 )
+        replaced: list[PaymentRecord] = []
         for attempt in attempts:
             if attempt.superseded:
                 continue
@@ -354,14 +366,25 @@ class PaymentService:
                 payment = self.as_payment(attempt)
                 return StartedPayment(attempt, gw.redirect(payment), reused=True)
             if attempt.status in (_S.PENDING, _S.IN_PROCESS, _S.UNKNOWN):
-                # Replaced by a new attempt: a different amount, or a create whose outcome
-                # is unknown (never shown to the customer).
-                assert attempt.id is not None
-                self.ledger.mark_superseded(attempt.id)
+                # Replaced by a new attempt: a different amount, an expired attempt, or a
+                # create whose outcome is unknown (never shown to the customer).
+                replaced.append(attempt)
         number = max((a.attempt for a in attempts), default=0) + 1
         reference = request.merchant_reference if number == 1 and request.merchant_reference else ""
-        reference = reference or self._reference(request.order_reference, number)
+        if not reference:
+            make = self._reference or gw.make_reference
+            reference = make(order, number)
         expires_at = request.expires_at or now + (gw.default_expiry or self.policy.default_expiry)
+        outbound = attrs.evolve(
+            request, merchant_reference=reference, expires_at=expires_at, created_at=now
+        )
+        # The provider's own rules, before anything is recorded: a user mistake (a reference
+        # the provider refuses, a wrong currency, a missing phone) leaves no ledger row and
+        # uses no attempt number.
+        gw.check_request(outbound)
+        for attempt in replaced:
+            assert attempt.id is not None
+            self.ledger.mark_superseded(attempt.id)
         record = self.ledger.insert_payment(
             PaymentRecord(
                 id=None,
@@ -382,9 +405,6 @@ class PaymentService:
             )
         )
         assert record.id is not None
-        outbound = attrs.evolve(
-            request, merchant_reference=reference, expires_at=expires_at, created_at=now
-        )
         try:
             payment = gw.create(outbound)
         except OutcomeUnknown:
@@ -472,7 +492,7 @@ class PaymentService:
                 kind = None
             if kind is not None:
                 events.append(self._event(record, kind, status=reported, previous=record.status))
-            receipt = f"order-paid:{record.order_reference}" if reported is _S.PAID else ""
+            receipt = order_receipt(record.order_reference) if reported is _S.PAID else ""
             assert record.id is not None
             result = self.ledger.apply_transition(
                 record.id,
@@ -481,6 +501,7 @@ class PaymentService:
                 source=source,
                 event_key=event_key,
                 receipt_key=receipt,
+                receipt_scope=ORDER_SCOPE,
                 events=events,
                 journal=self._journal(
                     gateway_name, record.merchant_reference, source, "applied", "", body
@@ -572,8 +593,9 @@ class PaymentService:
             ack = gw.acknowledge(notification, accepted=accepted, reason=UnknownPayment.reason)
             return NotificationOutcome(ack, "rejected", UnknownPayment.reason)
         mismatch = self._mismatch(gw, record, notification)
+        report: StatusReport | None = None
         if mismatch == "adopt":
-            record = self._adopt_reference(gw, record, notification)
+            record, report = self._adopt_reference(gw, record, notification)
             mismatch = "" if record.provider_reference else "reference_unconfirmed"
         if mismatch:
             self._review(record, mismatch, notification.event_key, "notification", text)
@@ -581,21 +603,16 @@ class PaymentService:
             ack = gw.acknowledge(notification, accepted=accepted, reason=mismatch)
             self._after_commit()
             return NotificationOutcome(ack, "review", mismatch, record)
-        reported = notification.status
-        if not type(gw).trust.notification_proves(SignedField.STATUS):
-            # The signature does not bind the status: believe the provider's inquiry instead.
-            confirmed = self._confirm_status(gw, record)
-            if confirmed is None:
-                self._review(
-                    record, "status_unconfirmed", notification.event_key, "notification", text
-                )
-                ack = gw.acknowledge(notification, accepted=self.policy.acknowledge_review)
-                self._after_commit()
-                return NotificationOutcome(ack, "review", "status_unconfirmed", record)
-            reported = confirmed
+        trust = type(gw).trust
+        status_signed = trust.notification_proves(SignedField.STATUS)
+        if not status_signed or (
+            not trust.notification_settles
+            and decide(record.status, notification.status) is Decision.APPLY
+        ):
+            return self._confirmed_notification(gw, record, notification, report, text)
         verdict, reason, record = self._apply(
             record,
-            reported,
+            notification.status,
             source="notification",
             event_key=notification.event_key,
             body=text,
@@ -606,13 +623,92 @@ class PaymentService:
         self._after_commit()
         return NotificationOutcome(ack, verdict, reason, record)
 
+    def _confirmed_notification(
+        self,
+        gw: Gateway,
+        record: PaymentRecord,
+        notification: Notification,
+        report: StatusReport | None,
+        text: str,
+    ) -> NotificationOutcome:
+        """A notification whose signature does not prove what it reports: the provider's
+        inquiry decides. The inquiry's answer is checked against the ledger and applied; the
+        success reply is sent only when the (durable) ledger now agrees with the notification.
+        Otherwise the provider gets its failure reply and retries; reconcile settles the rest.
+        """
+        gateway_name = record.gateway
+        if report is None:
+            report = self._confirm_report(gw, record)
+        if report is not None:
+            mismatch = self._report_mismatch(record, report)
+            if mismatch:
+                self._review(record, mismatch, notification.event_key, "notification", text)
+                ack = gw.acknowledge(
+                    notification, accepted=self.policy.acknowledge_review, reason=mismatch
+                )
+                self._after_commit()
+                return NotificationOutcome(ack, "review", mismatch, record)
+        verdict, reason = "rejected", "status_unconfirmed"
+        if report is not None and report.status is not _S.UNKNOWN:
+            same_claim = report.status is notification.status
+            if decide(record.status, report.status) is not Decision.SAME:
+                verdict, reason, record = self._apply(
+                    record,
+                    report.status,
+                    source="notification" if same_claim else "inquiry",
+                    event_key=notification.event_key
+                    if same_claim
+                    else f"{record.merchant_reference}:{report.provider_status or 'inquiry'}",
+                    body=text,
+                )
+            else:
+                verdict, reason = "duplicate", ""
+            if verdict == "review":  # confirmed, and money moved twice (paid_twice, ...)
+                ack = gw.acknowledge(
+                    notification, accepted=self.policy.acknowledge_review, reason=reason
+                )
+                self._after_commit()
+                return NotificationOutcome(ack, verdict, reason, record)
+            claimed = notification.status
+            signed = type(gw).trust.notification_proves(SignedField.STATUS)
+            if signed and decide(record.status, claimed) is Decision.APPLY:
+                # It claims more than the provider confirms (a forged "paid", or one that
+                # arrived before the provider's own records caught up).
+                verdict, reason = "rejected", "status_unconfirmed"
+        if verdict == "rejected":
+            self.ledger.append_journal(
+                self._journal(
+                    gateway_name,
+                    record.merchant_reference,
+                    "notification",
+                    "rejected",
+                    reason,
+                    text,
+                )
+            )
+            log.warning(
+                "notification for %s on %s claims %s, not confirmed by inquiry; "
+                "failure reply so the provider retries",
+                record.merchant_reference,
+                gateway_name,
+                notification.status.value,
+            )
+            ack = gw.acknowledge(notification, accepted=False, reason=reason)
+            self._after_commit()
+            return NotificationOutcome(ack, verdict, reason, record)
+        ack = gw.acknowledge(notification)
+        _crash_point("before_ack")
+        self._after_commit()
+        return NotificationOutcome(ack, verdict, reason, record)
+
     def refuse_notification(
         self, gateway_name: str, reason: str, body: bytes = b""
     ) -> NotificationOutcome:
         """Refuse a notification before reading it (too large, say): journal the refusal and
         return the provider's failure reply. Nothing else is touched."""
         gw = self.gateway(gateway_name)
-        prefix = body[: self.policy.journal_body_limit].decode("utf-8", "replace")
+        # Bounded, and longer than what is kept: _journal cuts where no secret is split.
+        prefix = body[: 4 * self.policy.journal_body_limit].decode("utf-8", "replace")
         self.ledger.append_journal(
             self._journal(gateway_name, "", "notification", "rejected", reason, prefix)
         )
@@ -641,24 +737,41 @@ class PaymentService:
                 return "reference_mismatch"
         return ""
 
-    def _confirm_status(self, gw: Gateway, record: PaymentRecord) -> PaymentStatus | None:
-        """The provider's answer to an inquiry, or None when it cannot be asked."""
+    def _confirm_report(self, gw: Gateway, record: PaymentRecord) -> StatusReport | None:
+        """The provider's answer to an inquiry, or None when it cannot be asked or failed."""
         if not gw.supports(Capability.INQUIRE) or not record.provider_reference:
             return None
         try:
-            report = gw.inquire(self.as_payment(record))
+            return gw.inquire(self.as_payment(record))
         except GatewayError as exc:
             log.warning("could not confirm status of %s: %s", record.merchant_reference, exc)
             return None
-        return None if report.status is _S.UNKNOWN else report.status
+
+    @staticmethod
+    def _report_mismatch(record: PaymentRecord, report: StatusReport) -> str:
+        """The first way a provider's answer (inquiry, cancel) disagrees with the ledger."""
+        if report.merchant_reference and report.merchant_reference != record.merchant_reference:
+            return "reference_mismatch"
+        if report.merchant_id and report.merchant_id != record.merchant_id:
+            return "merchant_mismatch"
+        if (
+            report.provider_reference
+            and record.provider_reference
+            and report.provider_reference != record.provider_reference
+        ):
+            return "reference_mismatch"
+        if report.amount is not None and report.amount != record.amount:
+            return "amount_mismatch"
+        return ""
 
     def _adopt_reference(
         self, gw: Gateway, record: PaymentRecord, notification: Notification
-    ) -> PaymentRecord:
+    ) -> tuple[PaymentRecord, StatusReport | None]:
         """A notification for an attempt whose create reply was lost carries the provider's
-        transaction id. It is unsigned, so adopt it only if an inquiry with it confirms."""
+        transaction id. It is unsigned, so adopt it only if an inquiry with it confirms (the
+        confirming answer is returned, so it is not asked twice)."""
         if not gw.supports(Capability.INQUIRE):
-            return record
+            return record, None
         probe = attrs.evolve(
             self.as_payment(record), provider_reference=notification.provider_reference
         )
@@ -666,13 +779,15 @@ class PaymentService:
             report = gw.inquire(probe)
         except GatewayError as exc:
             log.warning("could not confirm reference for %s: %s", record.merchant_reference, exc)
-            return record
-        if report.status is not notification.status:
-            return record
+            return record, None
+        probed = attrs.evolve(record, provider_reference=notification.provider_reference)
+        if report.status is not notification.status or self._report_mismatch(probed, report):
+            return record, None
         assert record.id is not None
-        return self.ledger.set_provider_reference(
+        adopted = self.ledger.set_provider_reference(
             record.id, notification.provider_reference, expected_version=record.version
         )
+        return adopted, report
 
     def check_notification(
         self, gateway_name: str, body: bytes, headers: Mapping[str, str] | None = None
@@ -806,7 +921,15 @@ class PaymentService:
     def _apply_report(
         self, record: PaymentRecord, report: StatusReport, *, source: str
     ) -> PaymentRecord:
+        """Check the provider's answer against the ledger like a notification (a mismatch is
+        a review, never a transition), then apply it."""
         if report.status is _S.UNKNOWN:
+            return record
+        mismatch = self._report_mismatch(record, report)
+        if mismatch:
+            code = report.provider_status or report.status.value
+            self._review(record, mismatch, f"{record.merchant_reference}:{code}", source, "")
+            self._after_commit()
             return record
         code = report.provider_status or report.status.value
         _verdict, _reason, record = self._apply(
@@ -847,22 +970,42 @@ class PaymentService:
         """Inquire every payment pending or unknown for longer than ``grace`` (at most
         ``limit``, at most one inquiry per ``min_interval`` seconds) and apply the answers.
 
+        Each pass takes the least recently examined payments first and stamps them examined,
+        whatever the answer, so ``n`` open payments are all examined within
+        ``ceil(n / limit)`` passes. ``grace`` counts from the payment's last change, not its
+        last examination. Payments of gateways not configured here are counted in the report
+        and left alone.
+
         An attempt whose create outcome is unknown has no provider transaction id to inquire
         with; it was never shown to the customer, so once its expiry (plus the policy's
         margin) has passed it is settled as expired.
         """
-        names = set(gateway_names) if gateway_names is not None else set(self.gateways)
+        wanted = set(gateway_names) if gateway_names is not None else None
+        names = set(self.gateways) if wanted is None else wanted & set(self.gateways)
         now = self._clock()
         cutoff = now - (self.policy.reconcile_grace if grace is None else grace)
+        backlog = self.ledger.count_to_reconcile(statuses=_RECONCILABLE, updated_before=cutoff)
+        orphans = {
+            name: count
+            for name, count in backlog.items()
+            if name not in self.gateways and (wanted is None or name in wanted)
+        }
+        if orphans:
+            log.warning(
+                "reconcile: %d open payments of gateways not configured here: %s",
+                sum(orphans.values()),
+                ", ".join(sorted(orphans)),
+            )
         candidates = self.ledger.payments_to_reconcile(
-            statuses=_RECONCILABLE, updated_before=cutoff, limit=limit
+            statuses=_RECONCILABLE, updated_before=cutoff, limit=limit, gateways=names
         )
+        # Stamped before the inquiries: a concurrent pass takes the next batch instead, and a
+        # payment whose inquiry keeps failing goes to the back of the queue like the rest.
+        self.ledger.mark_examined([r.id for r in candidates if r.id is not None], at=now)
         counts = {"examined": 0, "changed": 0, "unchanged": 0, "waiting": 0, "errors": 0}
         reviews = 0
         first = True
         for record in candidates:
-            if record.gateway not in names or record.gateway not in self.gateways:
-                continue
             counts["examined"] += 1
             gw = self.gateways[record.gateway]
             before = record.status
@@ -912,7 +1055,12 @@ class PaymentService:
             if progress:
                 progress(record, "changed" if changed else verdict)
         self._after_commit()
-        return ReconcileReport(reviews=reviews, **counts)
+        return ReconcileReport(
+            reviews=reviews,
+            unconfigured=sum(orphans.values()),
+            unconfigured_gateways=tuple(sorted(orphans)),
+            **counts,
+        )
 
     # -- the outbox ---------------------------------------------------------------------------
 
@@ -928,25 +1076,23 @@ class PaymentService:
         leaves its event for a later attempt, with exponential backoff. ``due_by`` delivers
         events scheduled up to that time (default: now)."""
         delivered = failed = 0
-        if not any(self.hooks.handles(kind) for kind in EventKind):
-            # Nobody listens in this process (a CLI without the order system's plugin, say):
-            # leave the events in the outbox rather than mark them delivered.
+        # Only the kinds some plugin here handles are claimed (filtered in SQL): the others
+        # stay pending, untouched, for a process that has their handler. With none at all (a
+        # CLI without the order system's plugin, say) nothing is claimed.
+        kinds = frozenset(kind for kind in EventKind if self.hooks.handles(kind))
+        if not kinds:
             return DeliveryReport(0, 0)
         real_now = self._clock()
         # Events due by ``due_by`` are leased from the real present, so a crash mid-delivery
         # does not strand them until that (possibly far) future.
         claimed = self.ledger.claim_events(
-            now=due_by or real_now, limit=limit, lease_seconds=60.0, lease_from=real_now
+            now=due_by or real_now,
+            limit=limit,
+            lease_seconds=60.0,
+            lease_from=real_now,
+            kinds=kinds,
         )
         for event in claimed:
-            if not self.hooks.handles(event.kind):
-                self.ledger.mark_failed(
-                    event.event_id,
-                    error=f"no plugin implements {event.kind.hook_name}",
-                    next_attempt_at=self._clock() + timedelta(seconds=60),
-                )
-                failed += 1
-                continue
             try:
                 self.hooks.emit(event.to_event())
             except Exception as exc:

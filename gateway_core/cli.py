@@ -21,6 +21,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import attrs
 
+from gateway_core._cli_maintenance import PRUNE_HELP, add_prune_arguments, prune
 from gateway_core._config import Settings
 from gateway_core._exceptions import GatewayError
 from gateway_core._models import Customer, Money, PaymentRequest, PaymentStatus
@@ -28,7 +29,7 @@ from gateway_core._plugins import PluginHost
 from gateway_core._redact import redact_text
 from gateway_core._runtime import Runtime, build_runtime
 from gateway_core.ledger import PaymentRecord
-from gateway_core.web import make_wsgi_app
+from gateway_core.web import make_wsgi_app, server_body_limit
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -275,8 +276,13 @@ def _reconcile(args: argparse.Namespace, out: TextIO) -> int:
         text = (
             f"reconciled: examined={report.examined} changed={report.changed} "
             f"unchanged={report.unchanged} waiting={report.waiting} errors={report.errors} "
-            f"reviews={report.reviews}"
+            f"reviews={report.reviews} unconfigured={report.unconfigured}"
         )
+        if report.unconfigured:
+            text += (
+                f"\n{report.unconfigured} open payments belong to gateways not configured "
+                f"here ({', '.join(report.unconfigured_gateways)}); they are not reconciled"
+            )
         _emit(args, out, data, text)
         return EXIT_OK if report.errors == 0 else EXIT_ERROR
 
@@ -402,10 +408,17 @@ def _serve(args: argparse.Namespace, out: TextIO) -> int:
             port=args.port,
             threads=args.threads,
             ident="gateway",
+            max_request_body_size=server_body_limit(args.max_body),  # not waitress' 1 GiB
             # The app decides which X-Forwarded-For to believe (--trusted-proxy); waitress
             # would otherwise strip the header before the app sees it.
             clear_untrusted_proxy_headers=not args.trusted_proxy,
         )
+    return EXIT_OK
+
+
+@command("prune")
+def _prune(args: argparse.Namespace, out: TextIO) -> int:
+    _emit(args, out, *prune(load_settings(args), args.older_than))
     return EXIT_OK
 
 
@@ -557,6 +570,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=_count, default=1000)
     p.add_argument("--force", action="store_true", help="ignore the retry schedule")
 
+    add_prune_arguments(add("prune", PRUNE_HELP))
     p = add("verify", "check a saved notification body or a return URL, naming what fails")
     p.add_argument("kind", choices=["notification", "return"])
     p.add_argument("source", help="notification: a file (or -); return: the full return URL")

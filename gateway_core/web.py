@@ -4,7 +4,7 @@ Routes (``prefix`` defaults to ``""``)::
 
     POST {prefix}/notify/<gateway>   the provider's server-to-server notification
     GET  {prefix}/return/<gateway>   the customer's browser coming back from the provider
-    GET  {prefix}/health             liveness
+    GET  {prefix}/health             200 ``ok``, or 503 when the ledger does not answer
 
 The notification endpoint reads the raw body (capped), hands the bytes to the payment
 service and answers with exactly the status, content type and body the provider expects.
@@ -12,6 +12,12 @@ A malformed or forged notification gets the provider's failure reply and a 4xx, 
 ledger's payments untouched (it is journalled, redacted). The return endpoint verifies the
 query, lets the service confirm by inquiry, and sends the customer on (303) to
 ``return_page`` with ``order``, ``reference`` and ``status`` query parameters.
+
+When the ledger is unreachable or does not answer within its bounds (``LedgerError``), a
+notification gets the provider's failure reply with status 503 (the provider re-sends it
+later; nothing was recorded), the return endpoint a short "try again" page (503), and the
+trouble is logged once per incident (``gateway_core._incidents``), never as a traceback per
+request. ``/health`` pings the ledger, bounded by ``health_timeout`` seconds.
 
 Mount it in Flask, Django or FastAPI: see ``docs/frameworks.md``.
 """
@@ -23,7 +29,8 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode
 
-from gateway_core._exceptions import ConfigurationError, NotificationRejected
+from gateway_core._exceptions import ConfigurationError, LedgerError, NotificationRejected
+from gateway_core._incidents import IncidentLog
 from gateway_core._redact import get_logger
 
 if TYPE_CHECKING:
@@ -36,6 +43,19 @@ StartResponse = Callable[..., Any]
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 DEFAULT_MAX_BODY = 16 * 1024
+
+#: What the provider reads in the failure reply sent while the ledger is down.
+UNAVAILABLE_REASON = "temporarily unavailable"
+#: What a server may buffer beyond ``max_body`` before the app sees the request: room for
+#: chunked framing and one byte over, so the app still answers "too large" in the provider's
+#: format; anything larger the server refuses by itself (see :func:`server_body_limit`).
+SERVER_BODY_MARGIN = 64 * 1024
+
+
+def server_body_limit(max_body: int = DEFAULT_MAX_BODY) -> int:
+    """The request body size a server in front of the app should refuse by itself
+    (waitress' ``max_request_body_size``), so nothing near its 1 GiB default is ever read."""
+    return max_body + 1 + SERVER_BODY_MARGIN
 
 
 def _networks(values: Iterable[str]) -> tuple[Network, ...]:
@@ -50,6 +70,9 @@ def _networks(values: Iterable[str]) -> tuple[Network, ...]:
 
 class GatewayWSGIApp:
     """The WSGI application. Build it with :func:`make_wsgi_app`."""
+
+    #: The bound (seconds) of the ledger check behind ``/health``.
+    health_timeout: float = 2.0
 
     def __init__(
         self,
@@ -67,6 +90,7 @@ class GatewayWSGIApp:
         self.max_body = max_body
         self.allowed = _networks(allowed_sources) if allowed_sources is not None else None
         self.proxies = _networks(trusted_proxies)
+        self.ledger_incidents = IncidentLog(log, "ledger")
 
     # -- helpers ----------------------------------------------------------------------------
 
@@ -94,7 +118,11 @@ class GatewayWSGIApp:
             ip = ip.ipv4_mapped  # an IPv4 peer of a dual-stack server ("::ffff:127.0.0.1")
         return any(ip in net for net in networks)
 
-    def _read_body(self, environ: Environ) -> bytes:
+    def _read_body(self, environ: Environ) -> bytes | None:
+        """The body, at most one byte over the cap (enough to see "too large"); None when it
+        cannot be read safely: no Content-Length and a server that does not promise an
+        end-of-stream (``wsgi.input_terminated``), where a read would wait for bytes that
+        never come (wsgiref with a chunked body)."""
         stream = environ.get("wsgi.input")
         if stream is None:
             return b""
@@ -102,10 +130,17 @@ class GatewayWSGIApp:
             length = int(environ.get("CONTENT_LENGTH") or -1)
         except ValueError:
             length = -1
-        # One byte over the cap is enough for the plugin to see "too large".
+        if length < 0 and not environ.get("wsgi.input_terminated"):
+            return None
         wanted = self.max_body + 1 if length < 0 else min(length, self.max_body + 1)
-        data: bytes = stream.read(wanted)
-        return data
+        chunks: list[bytes] = []
+        while wanted > 0:
+            chunk: bytes = stream.read(wanted)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            wanted -= len(chunk)
+        return b"".join(chunks)
 
     @staticmethod
     def _respond(
@@ -122,7 +157,9 @@ class GatewayWSGIApp:
             403: "Forbidden",
             404: "Not Found",
             405: "Method Not Allowed",
+            411: "Length Required",
             413: "Payload Too Large",
+            503: "Service Unavailable",
         }.get(status, "Error")
         start_response(
             f"{status} {reason}",
@@ -141,7 +178,7 @@ class GatewayWSGIApp:
             path = path[len(self.prefix) :]
         parts = [p for p in path.split("/") if p]
         if parts == ["health"]:
-            return self._respond(start_response, 200, "text/plain", b"ok")
+            return self._health(start_response)
         if len(parts) != 2 or parts[0] not in ("notify", "return"):
             return self._respond(start_response, 404, "text/plain", b"not found")
         action, gateway_name = parts
@@ -161,7 +198,6 @@ class GatewayWSGIApp:
         self, environ: Environ, start_response: StartResponse, gateway_name: str
     ) -> list[bytes]:
         source = self.client_address(environ)
-        body = self._read_body(environ)
         headers = {
             key[5:].replace("_", "-").title(): str(value)
             for key, value in environ.items()
@@ -172,16 +208,59 @@ class GatewayWSGIApp:
         if self.allowed is not None and not self._in(source, self.allowed):
             log.warning("notification on %s refused: source not allowed", gateway_name)
             return self._refuse(start_response, 403, gateway_name, headers)
+        # Only now, for an allowed source, is the body read (and never past the cap).
+        body = self._read_body(environ)
+        if body is None:
+            log.warning("notification on %s refused: no Content-Length", gateway_name)
+            return self._refuse(start_response, 411, gateway_name, headers)
         if len(body) > self.max_body:
             log.warning(
                 "notification on %s refused: body over %d bytes", gateway_name, self.max_body
             )
-            refused = self.service.refuse_notification(gateway_name, "malformed", body)
+            try:
+                refused = self.service.refuse_notification(gateway_name, "malformed", body)
+            except LedgerError as exc:  # not journalled, still refused
+                self.ledger_incidents.failed(exc, f"notification on {gateway_name}")
+                return self._refuse(start_response, 413, gateway_name, headers)
             ack = refused.acknowledgement
             return self._respond(start_response, 413, ack.content_type, ack.body)
-        outcome = self.service.handle_notification(gateway_name, body, headers)
+        try:
+            outcome = self.service.handle_notification(gateway_name, body, headers)
+        except LedgerError as exc:
+            self.ledger_incidents.failed(exc, f"notification on {gateway_name}")
+            return self._unavailable(start_response, gateway_name, body, headers)
+        self.ledger_incidents.recovered()
         ack = outcome.acknowledgement
         return self._respond(start_response, ack.status_code, ack.content_type, ack.body)
+
+    def _unavailable(
+        self,
+        start_response: StartResponse,
+        gateway_name: str,
+        body: bytes,
+        headers: Mapping[str, str],
+    ) -> list[bytes]:
+        """The provider's failure reply (in the notification's own format when it parses),
+        with 503: the provider re-sends later. Nothing is recorded: the ledger is down."""
+        gw = self.service.gateway(gateway_name)
+        try:
+            notification = gw.handle_notification(body, headers)
+        except NotificationRejected as exc:
+            ack = exc.acknowledgement
+        else:
+            ack = gw.acknowledge(notification, accepted=False, reason=UNAVAILABLE_REASON)
+        if ack is None:
+            return self._respond(start_response, 503, "text/plain", b"temporarily unavailable")
+        return self._respond(start_response, 503, ack.content_type, ack.body)
+
+    def _health(self, start_response: StartResponse) -> list[bytes]:
+        try:
+            self.service.ledger.ping(self.health_timeout)
+        except LedgerError as exc:
+            self.ledger_incidents.failed(exc, "health")
+            return self._respond(start_response, 503, "text/plain", b"ledger unavailable")
+        self.ledger_incidents.recovered()
+        return self._respond(start_response, 200, "text/plain", b"ok")
 
     def _refuse(
         self,
@@ -212,6 +291,17 @@ class GatewayWSGIApp:
             return self._respond(
                 start_response, 400, "text/plain; charset=utf-8", b"This link is not valid."
             )
+        except LedgerError as exc:
+            self.ledger_incidents.failed(exc, f"return on {gateway_name}")
+            return self._respond(
+                start_response,
+                503,
+                "text/plain; charset=utf-8",
+                b"We cannot show your payment's status right now. Your payment is not "
+                b"affected: please reload this page in a minute.",
+                [("Retry-After", "60")],
+            )
+        self.ledger_incidents.recovered()
         record = outcome.payment
         params = {
             "gateway": gateway_name,

@@ -3,7 +3,7 @@
 :class:`InvalidRequest` is raised *before* anything is sent, when the data of one request
 breaks a Faspay field rule (a ``bill_no`` of 40 characters, a missing e-mail, an expiry beyond
 30 days). It is neither a configuration error (the settings are fine) nor a provider error
-(Faspay never saw the request), so it sits directly under :class:`gateway_core.GatewayError`;
+(Faspay never saw the request), so it is a :class:`gateway_core.InvalidRequest`;
 it is also a :class:`ValueError`, since the caller passed a bad value.
 
 :class:`PayloadError` is what the message classes' ``from_payload`` / ``from_query`` raise when
@@ -15,17 +15,18 @@ requests can catch it directly. Messages name the field, never its value.
 
 from __future__ import annotations
 
-from gateway_core import GatewayError
+from gateway_core import InvalidRequest as CoreInvalidRequest
 
 PROVIDER = "faspay_dana"
 
 
-class InvalidRequest(GatewayError, ValueError):
+class InvalidRequest(CoreInvalidRequest):
     """One request's data breaks a Faspay field rule; nothing was sent. ``field`` names it."""
 
     def __init__(self, message: str, *, field: str = "", merchant_reference: str = "") -> None:
-        super().__init__(message, provider=PROVIDER, merchant_reference=merchant_reference)
-        self.field = field
+        super().__init__(
+            message, field=field, provider=PROVIDER, merchant_reference=merchant_reference
+        )
 
 
 class PayloadError(ValueError):

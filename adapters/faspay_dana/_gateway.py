@@ -43,6 +43,7 @@ from adapters.faspay_dana._messages import (
     ReturnQuery,
     decode_notification,
 )
+from adapters.faspay_dana._references import check_reference, make_reference
 from adapters.faspay_dana._signature import bill_signature, channel_inquiry_signature, matches
 from adapters.faspay_dana._wire import (
     decode_json_object,
@@ -130,6 +131,11 @@ class FaspayDanaGateway(Gateway):
         notification_replayable=True,
         return_covers=frozenset({SignedField.MERCHANT_REFERENCE, SignedField.STATUS}),
         return_settles=False,
+        # sha1(md5(user_id + password + bill_no + status)): the same value for every delivery
+        # of that status, unkeyed per message, and equal to signatures the customer's browser
+        # sees (the return URL; the redirect URL of a bill named bill_no + status). It names a
+        # bill and a status, it does not prove the payment: confirm by inquiry.
+        notification_settles=False,
     )
     secret_settings: ClassVar[frozenset[str]] = frozenset({"password"})
     emulator_entry: ClassVar[str] = "adapters.faspay_dana.emulator:main"
@@ -194,6 +200,9 @@ class FaspayDanaGateway(Gateway):
         Faspay's ``trx_id`` and the redirect to DANA.
 
         Raises :class:`InvalidRequest` before sending when the data breaks a Faspay rule.
+        (The plugin's stricter reference policy, :meth:`check_reference`, is applied by the
+        payment service to every reference it records; ``create`` alone accepts any bill
+        number Faspay documents, such as the docs' all-digit examples.)
         """
         message = PostDataRequest.from_payment_request(request, self.config, now=self._clock())
         bill_no = message.bill_no
@@ -218,6 +227,21 @@ class FaspayDanaGateway(Gateway):
             order_reference=request.order_reference,
             expires_at=message.bill_expired,
         )
+
+    def make_reference(self, order_reference: str, attempt: int) -> str:
+        """``<order>-<attempt>P``: at most 32 characters, never ending in a digit (see
+        :mod:`adapters.faspay_dana._references` for why)."""
+        return make_reference(order_reference, attempt)
+
+    def check_reference(self, reference: str) -> None:
+        """Faspay's ``bill_no`` rules, plus: it must not end in a digit."""
+        check_reference(reference)
+
+    def check_request(self, request: PaymentRequest) -> None:
+        """Build (and discard) the post-data message: every rule ``create`` would enforce
+        before sending (currency, phone, lengths, expiry), with nothing sent."""
+        check_reference(request.merchant_reference)
+        PostDataRequest.from_payment_request(request, self.config, now=self._clock())
 
     def redirect(self, payment: Payment) -> RedirectInstruction:
         """The payment's redirect, or the ``/pws/100003/<stage>/<signature>`` URL built from
@@ -269,8 +293,14 @@ class FaspayDanaGateway(Gateway):
             provider_status=response.payment_status_code,
             paid_at=response.paid_at,
             payment_reference=response.payment_reff,
-            amount=response.payment_total,
+            # Only a paid (or reversed) bill's payment_total is an amount paid to compare.
+            amount=(
+                response.payment_total
+                if response.status in (PaymentStatus.PAID, PaymentStatus.REVERSED)
+                else None
+            ),
             description=_printable(response.payment_status_desc),
+            merchant_id=response.merchant_id,
         )
 
     def cancel(self, payment: Payment, reason: str = "") -> StatusReport:

@@ -31,6 +31,7 @@ import attrs
 from adapters.faspay_dana._codes import SUCCESS, payment_status
 from adapters.faspay_dana._config import MAX_EXPIRY, FaspayConfig
 from adapters.faspay_dana._errors import InvalidRequest, PayloadError
+from adapters.faspay_dana._references import order_reference_for_faspay
 from adapters.faspay_dana._signature import bill_signature, channel_inquiry_signature
 from adapters.faspay_dana._wire import (
     CURRENCY,
@@ -489,7 +490,9 @@ class PostDataRequest:
             merchant_id=config.merchant_id,
             merchant=config.merchant_name,
             bill_no=request.merchant_reference,
-            bill_reff=request.order_reference or request.merchant_reference,
+            bill_reff=order_reference_for_faspay(
+                request.order_reference or request.merchant_reference
+            ),
             bill_date=bill_date,
             bill_expired=expired,
             bill_desc=request.description,

@@ -19,6 +19,7 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from gateway_core._exceptions import ConfigurationError
 from gateway_core.ledger._base import (
+    ORDER_SCOPE,
     SCHEMA_VERSION,
     ApplyResult,
     JournalEntry,
@@ -36,6 +37,7 @@ __all__ = [  # noqa: RUF022
     "ApplyResult",
     "JournalEntry",
     "Ledger",
+    "ORDER_SCOPE",
     "OutboxEvent",
     "PaymentRecord",
     "PostgresLedger",
@@ -58,11 +60,14 @@ def open_ledger(
     """Open the ledger named by ``url`` and (unless ``migrate=False``) migrate its schema.
 
     ``sqlite:///relative/path.db`` and ``sqlite:////absolute/path.db`` open a SQLite file;
-    query parameters ``synchronous`` (``NORMAL``, ``FULL``, ``EXTRA``) and ``busy_timeout``
-    (milliseconds) tune it. ``sqlite:///:memory:`` is refused: each thread has its own
+    query parameters ``synchronous`` (``FULL``, the default, ``NORMAL`` or ``EXTRA``) and
+    ``busy_timeout`` (milliseconds, the longest a transaction waits for the file's lock)
+    tune it. ``sqlite:///:memory:`` is refused: each thread has its own
     connection and would see its own empty database. ``postgresql://...`` (or
     ``postgres://...``) opens PostgreSQL; a ``schema`` query parameter chooses the schema
-    (default ``public``) and the rest goes to libpq unchanged.
+    (default ``public``); ``statement_timeout``, ``lock_timeout`` and
+    ``idle_in_transaction_session_timeout`` (milliseconds) bound the ledger's queries; the
+    rest goes to libpq unchanged.
     """
     if not isinstance(url, str) or not url:
         raise ConfigurationError("the ledger URL is empty", key="ledger.url")
@@ -98,7 +103,7 @@ def _open_sqlite(url: str, clock: Callable[[], datetime] | None) -> SQLiteLedger
     if not path:
         raise ConfigurationError("the SQLite ledger URL names no file", key="ledger.url")
     options = dict(parse_qsl(query, keep_blank_values=True, strict_parsing=False))
-    synchronous = options.pop("synchronous", "NORMAL")
+    synchronous = options.pop("synchronous", "FULL")
     busy_timeout = options.pop("busy_timeout", "5000")
     if options:
         raise ConfigurationError(
@@ -129,6 +134,33 @@ def _open_postgres(url: str, clock: Callable[[], datetime] | None) -> PostgresLe
     schemas = [value for key, value in pairs if key == "schema"]
     if len(schemas) > 1:
         raise ConfigurationError("the ledger URL sets schema twice", key="ledger.url")
-    rest = [(key, value) for key, value in pairs if key != "schema"]
+    timeouts: dict[str, int] = {}
+    for key, option in _POSTGRES_TIMEOUTS.items():
+        values = [value for name, value in pairs if name == key]
+        if len(values) > 1:
+            raise ConfigurationError(f"the ledger URL sets {key} twice", key="ledger.url")
+        if values:
+            timeouts[option] = _milliseconds(key, values[0])
+    rest = [
+        (key, value) for key, value in pairs if key != "schema" and key not in _POSTGRES_TIMEOUTS
+    ]
     conninfo = urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(rest), parts.fragment))
-    return PostgresLedger(conninfo, schema=schemas[0] if schemas else "public", clock=clock)
+    return PostgresLedger(
+        conninfo, schema=schemas[0] if schemas else "public", clock=clock, **timeouts
+    )
+
+
+#: The PostgreSQL URL's own options (milliseconds): URL name -> ``PostgresLedger`` argument.
+_POSTGRES_TIMEOUTS = {
+    "statement_timeout": "statement_timeout_ms",
+    "lock_timeout": "lock_timeout_ms",
+    "idle_in_transaction_session_timeout": "idle_in_transaction_timeout_ms",
+}
+
+
+def _milliseconds(key: str, text: str) -> int:
+    if not text.isdigit():
+        raise ConfigurationError(
+            f"{key} must be a whole number of milliseconds (0 turns it off)", key="ledger.url"
+        )
+    return int(text)

@@ -14,6 +14,14 @@ claim outbox events with ``FOR UPDATE SKIP LOCKED``. :meth:`PostgresLedger.migra
 transaction-level advisory lock, so servers starting together migrate once.
 
 Tables live in ``schema`` (default ``public``); tests use a throw-away schema each.
+
+Failing fast: every connection sets ``statement_timeout``, ``lock_timeout`` and
+``idle_in_transaction_session_timeout`` (enforced by the server) and TCP keepalives; and every
+transaction runs under a client-side deadline (``statement_timeout`` plus one second, kept by
+a :class:`~gateway_core.ledger._watchdog.Watchdog`), which is what bounds a server that stopped
+answering altogether. A connection that cannot be made, a timeout, or a connection lost on
+the way becomes :class:`~gateway_core.LedgerUnavailable`. The migration is exempt from both
+bounds (a future schema change may legitimately take longer).
 """
 
 from __future__ import annotations
@@ -21,21 +29,37 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import re
+import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
-from gateway_core._exceptions import ConfigurationError, LedgerError
+from gateway_core._exceptions import ConfigurationError, LedgerError, LedgerUnavailable
 from gateway_core._redact import redact_text
-from gateway_core.ledger._base import Rollback, SQLLedger, T, Tx
 from gateway_core.ledger._connections import ThreadConnections
+from gateway_core.ledger._sql import SQLLedger
+from gateway_core.ledger._statements import Rollback, T, Tx
+from gateway_core.ledger._watchdog import Ticket, Watchdog
 
 if TYPE_CHECKING:
     import psycopg
 
 #: How many times a transaction that deadlocked or lost its connection is tried in all.
 _ATTEMPTS = 4
+
+#: The client-side deadline of a transaction is ``statement_timeout`` plus this (seconds).
+DEADLINE_MARGIN = 1.0
+
+#: libpq parameters the ledger sets unless the connection string does: dead peers and
+#: black-holed networks are noticed within about half a minute, even on idle connections.
+_TCP_DEFAULTS = {
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 30_000,
+}
 
 _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
@@ -113,6 +137,24 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         "WHERE delivered_at IS NULL",
         "CREATE INDEX gw_outbox_payment_idx ON {p}gw_outbox (payment_id, id)",
     ),
+    # Fair reconciliation (the least recently examined open payment first, gateways filtered
+    # in SQL) and outbox claims filtered by event kind. The new column has no default, so
+    # adding it rewrites nothing; the index builds hold writes back while they run.
+    2: (
+        "ALTER TABLE {p}gw_payments ADD COLUMN last_examined_at TIMESTAMPTZ",
+        "DROP INDEX {p}gw_payments_reconcile_idx",
+        "CREATE INDEX gw_payments_reconcile_idx ON {p}gw_payments "
+        "(status, gateway, last_examined_at NULLS FIRST, updated_at, id)",
+        "CREATE INDEX gw_outbox_kind_due_idx ON {p}gw_outbox (kind, next_attempt_at, id) "
+        "WHERE delivered_at IS NULL",
+        # Pruning the journal by age (`gateway prune --older-than`).
+        "CREATE INDEX gw_journal_received_idx ON {p}gw_journal (received_at)",
+        # An order is paid once across every gateway: the order-paid receipts recorded per
+        # gateway by version 1 are copied into the order-wide scope "*".
+        "INSERT INTO {p}gw_receipts (gateway, receipt_key, payment_id, received_at) "
+        "SELECT '*', receipt_key, payment_id, received_at FROM {p}gw_receipts "
+        "WHERE receipt_key LIKE 'order-paid:%' ON CONFLICT DO NOTHING",
+    ),
 }
 
 
@@ -168,8 +210,11 @@ class PostgresLedger(SQLLedger):
 
     ``conninfo`` is a libpq connection string or ``postgresql://`` URL. ``schema`` holds the
     tables (created by :meth:`migrate` when missing). ``connect_timeout`` (seconds) applies
-    when the connection string sets none. Connections open lazily, on first use in each
-    thread.
+    when the connection string sets none. ``statement_timeout_ms``, ``lock_timeout_ms`` and
+    ``idle_in_transaction_timeout_ms`` set the server's session parameters of the same names
+    (0 turns one off); a transaction that gets no answer within ``statement_timeout_ms`` plus
+    one second has its connection cut client-side. Connections open lazily, on first use in
+    each thread.
     """
 
     placeholder: ClassVar[str] = "%s"
@@ -183,7 +228,10 @@ class PostgresLedger(SQLLedger):
         conninfo: str,
         *,
         schema: str = "public",
-        connect_timeout: int = 10,
+        connect_timeout: int = 5,
+        statement_timeout_ms: int = 5000,
+        lock_timeout_ms: int = 2000,
+        idle_in_transaction_timeout_ms: int = 30_000,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         if not isinstance(schema, str) or not _SCHEMA_NAME.match(schema):
@@ -205,6 +253,21 @@ class PostgresLedger(SQLLedger):
         self._connect_kwargs: dict[str, Any] = {}
         if "connect_timeout" not in params:
             self._connect_kwargs["connect_timeout"] = connect_timeout
+        for key, value in _TCP_DEFAULTS.items():
+            if key not in params and (key != "tcp_user_timeout" or _libpq_version() >= 120000):
+                self._connect_kwargs[key] = value
+        self._session = {
+            "statement_timeout": _milliseconds("statement_timeout", statement_timeout_ms),
+            "lock_timeout": _milliseconds("lock_timeout", lock_timeout_ms),
+            "idle_in_transaction_session_timeout": _milliseconds(
+                "idle_in_transaction_session_timeout", idle_in_transaction_timeout_ms
+            ),
+        }
+        #: The client-side bound of one transaction (seconds), or None.
+        self.deadline: float | None = (
+            statement_timeout_ms / 1000 + DEADLINE_MARGIN if statement_timeout_ms else None
+        )
+        self._watchdog = Watchdog(f"ledger-{schema}")
         self._schema = schema
         self._lock_key = int.from_bytes(
             hashlib.sha256(f"gateway_core.ledger:{schema}".encode()).digest()[:8],
@@ -229,7 +292,20 @@ class PostgresLedger(SQLLedger):
         import psycopg
 
         conn = psycopg.connect(self._conninfo, autocommit=False, **self._connect_kwargs)
-        conn.isolation_level = psycopg.IsolationLevel.READ_COMMITTED
+        ticket = self._watchdog.arm(conn.fileno(), self.deadline or 30.0)
+        try:
+            conn.isolation_level = psycopg.IsolationLevel.READ_COMMITTED
+            names = list(self._session)
+            conn.execute(
+                "SELECT " + ", ".join("set_config(%s, %s, false)" for _ in names),
+                [item for name in names for item in (name, str(self._session[name]))],
+            )
+            conn.commit()
+        except BaseException:
+            conn.close()
+            raise
+        finally:
+            self._watchdog.disarm(ticket)
         return conn
 
     def _connection(self) -> psycopg.Connection[tuple[Any, ...]]:
@@ -242,50 +318,73 @@ class PostgresLedger(SQLLedger):
 
     def close(self) -> None:
         self._connections.close()
+        self._watchdog.stop()
+
+    def ping(self, timeout: float = 2.0) -> None:
+        """``SELECT 1``, cut off client-side after ``timeout`` seconds (opening a connection
+        is bounded by ``connect_timeout``); :class:`LedgerUnavailable` when it fails."""
+        self._bounded("ping", lambda tx: tx.one("SELECT 1"), timeout)
 
     # -- transactions ------------------------------------------------------------------------
 
     def _run(self, operation: str, work: Callable[[Tx], T], *, write: bool) -> T:
+        return self._bounded(operation, work, None if operation == "migrate" else self.deadline)
+
+    def _bounded(self, operation: str, work: Callable[[Tx], T], seconds: float | None) -> T:
         import psycopg
         from psycopg import errors
 
+        deadline = None if seconds is None else time.monotonic() + seconds
         attempt = 0
         while True:
             attempt += 1
             committing = False
             conn: psycopg.Connection[tuple[Any, ...]] | None = None
+            ticket: Ticket | None = None
             try:
                 conn = self._connection()
-                with conn.cursor() as cur:
-                    try:
-                        result = work(_PostgresTx(cur))
-                    except Rollback as rollback:
-                        conn.rollback()
-                        return rollback.value  # type: ignore[return-value]
-                    except BaseException:
-                        _rollback(conn)
-                        raise
-                    committing = True
-                    conn.commit()
-                    return result
+                if deadline is not None:
+                    ticket = self._watchdog.arm(conn.fileno(), deadline - time.monotonic())
+                try:
+                    with conn.cursor() as cur:
+                        try:
+                            result = work(_PostgresTx(cur))
+                        except Rollback as rollback:
+                            conn.rollback()
+                            return rollback.value  # type: ignore[return-value]
+                        except BaseException:
+                            _rollback(conn)
+                            raise
+                        committing = True
+                        conn.commit()
+                        return result
+                finally:
+                    if ticket is not None:
+                        self._watchdog.disarm(ticket)
             except (errors.DeadlockDetected, errors.SerializationFailure) as exc:
                 if conn is not None:
                     _rollback(conn)
-                if attempt < _ATTEMPTS:
+                if attempt < _ATTEMPTS and not _past(deadline):
                     continue
                 raise _ledger_error(operation, exc) from exc
             except psycopg.OperationalError as exc:
                 if conn is None:  # could not connect at all
-                    raise _ledger_error(operation, exc) from exc
-                if not (conn.broken or conn.closed):
+                    raise _unavailable(operation, exc) from exc
+                if ticket is not None and ticket.fired:
+                    conn.close()
+                    raise LedgerUnavailable(
+                        f"PostgreSQL ledger {operation}: no answer within {seconds:g} s "
+                        "(the connection was closed)"
+                    ) from exc
+                if not (conn.broken or conn.closed):  # a statement or lock timeout, say
                     _rollback(conn)
-                    raise _ledger_error(operation, exc) from exc
+                    raise _unavailable(operation, exc) from exc
                 conn.close()
                 # A connection lost before COMMIT was sent committed nothing: retry on a new
                 # one. Lost during COMMIT, the outcome is unknown: report it.
-                if not committing and attempt < _ATTEMPTS:
+                if not committing and attempt < _ATTEMPTS and not _past(deadline):
                     continue
-                raise _ledger_error(operation, exc) from exc
+                raise _unavailable(operation, exc) from exc
             except psycopg.Error as exc:
                 if conn is not None:
                     _rollback(conn)
@@ -299,6 +398,8 @@ class PostgresLedger(SQLLedger):
     def _before_migrate(self, tx: Tx) -> None:
         # Serialises concurrent migrations of this schema (released at commit). CREATE SCHEMA
         # needs the CREATE privilege on the database even with IF NOT EXISTS: only when missing.
+        tx.execute("SET LOCAL statement_timeout = 0")  # the migration is exempt
+        tx.execute("SET LOCAL lock_timeout = 0")
         tx.one("SELECT pg_advisory_xact_lock(%s)", (self._lock_key,))
         if tx.one("SELECT 1 FROM pg_namespace WHERE nspname = %s", (self._schema,)) is None:
             tx.execute(f'CREATE SCHEMA IF NOT EXISTS "{self._schema}"')
@@ -330,3 +431,24 @@ def _rollback(conn: psycopg.Connection[tuple[Any, ...]]) -> None:
 
 def _ledger_error(operation: str, exc: BaseException) -> LedgerError:
     return LedgerError(f"PostgreSQL ledger {operation} failed: {redact_text(str(exc))}")
+
+
+def _unavailable(operation: str, exc: BaseException) -> LedgerUnavailable:
+    text = " ".join(str(exc).split())  # libpq's messages run over several lines
+    return LedgerUnavailable(f"PostgreSQL ledger {operation} failed: {redact_text(text)}")
+
+
+def _past(deadline: float | None) -> bool:
+    return deadline is not None and time.monotonic() >= deadline
+
+
+def _milliseconds(name: str, value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigurationError(f"{name} must be a whole number of milliseconds", key=name)
+    return value
+
+
+def _libpq_version() -> int:
+    import psycopg
+
+    return int(psycopg.pq.version())

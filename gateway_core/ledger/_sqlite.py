@@ -4,14 +4,18 @@ Several threads and several processes on one machine may share the file. Each th
 own connection (``threading.local``); every write runs in ``BEGIN IMMEDIATE``, which takes the
 database's single write lock up front, so concurrent writers queue on ``busy_timeout`` instead
 of failing half-way with ``SQLITE_BUSY``; readers never block writers in WAL mode. A write
-that still meets ``database is locked`` (the wait ran out) is retried from the start a few
-times, which is safe because nothing of it was committed.
+that meets ``database is locked`` early (SQLite reports some conflicts without waiting) is
+retried from the start, which is safe because nothing of it was committed; but the whole
+transaction, retries included, waits at most ``busy_timeout``: then it fails with
+:class:`~gateway_core.LedgerUnavailable`, so a file locked from outside costs a request
+seconds, not minutes.
 
-Durability: ``synchronous=NORMAL`` (the default) never corrupts the database and keeps every
-transaction across an application crash; a power cut may lose the last transactions before
-the next checkpoint. ``synchronous="FULL"`` syncs the WAL on every commit and loses nothing
-committed, at roughly a sixth of the write throughput. WAL needs the processes to share one
-host: don't put the file on a network file system.
+Durability: ``synchronous=FULL`` (the default) syncs the WAL on every commit, so a commit
+that returned, and any acknowledgement sent after it, survives a power cut.
+``synchronous=NORMAL`` is the explicit faster choice: it never corrupts the database and
+keeps every transaction across an application crash, but a power cut may lose the last
+transactions before the next checkpoint. WAL needs the processes to share one host: don't
+put the file on a network file system.
 """
 
 from __future__ import annotations
@@ -25,14 +29,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
-from gateway_core._exceptions import ConfigurationError, LedgerError
+from gateway_core._exceptions import ConfigurationError, LedgerError, LedgerUnavailable
 from gateway_core._redact import redact_text
-from gateway_core.ledger._base import Rollback, SQLLedger, T, Tx, to_utc
 from gateway_core.ledger._connections import ThreadConnections
+from gateway_core.ledger._records import to_utc
+from gateway_core.ledger._sql import SQLLedger
+from gateway_core.ledger._statements import Rollback, T, Tx
 
 _SYNCHRONOUS = frozenset({"NORMAL", "FULL", "EXTRA"})
 
-#: How many times a transaction that met ``database is locked`` is tried in all.
+#: How many times a transaction that met ``database is locked`` is tried in all (within its
+#: ``busy_timeout``).
 _ATTEMPTS = 5
 _RETRY_PAUSE = 0.05
 
@@ -108,12 +115,34 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         "WHERE delivered_at IS NULL",
         "CREATE INDEX gw_outbox_payment_idx ON gw_outbox (payment_id, id)",
     ),
+    # Fair reconciliation (the least recently examined open payment first, gateways filtered
+    # in SQL) and outbox claims filtered by event kind.
+    2: (
+        "ALTER TABLE gw_payments ADD COLUMN last_examined_at TEXT",
+        "DROP INDEX gw_payments_reconcile_idx",
+        "CREATE INDEX gw_payments_reconcile_idx ON gw_payments "
+        "(status, gateway, last_examined_at, updated_at, id)",
+        "CREATE INDEX gw_outbox_kind_due_idx ON gw_outbox (kind, next_attempt_at, id) "
+        "WHERE delivered_at IS NULL",
+        # Pruning the journal by age (`gateway prune --older-than`).
+        "CREATE INDEX gw_journal_received_idx ON gw_journal (received_at)",
+        # An order is paid once across every gateway: the order-paid receipts recorded per
+        # gateway by version 1 are copied into the order-wide scope "*".
+        "INSERT INTO gw_receipts (gateway, receipt_key, payment_id, received_at) "
+        "SELECT '*', receipt_key, payment_id, received_at FROM gw_receipts "
+        "WHERE receipt_key LIKE 'order-paid:%' ON CONFLICT DO NOTHING",
+    ),
 }
 
 
 def _is_busy(exc: sqlite3.OperationalError) -> bool:
     text = str(exc).lower()
     return "locked" in text or "busy" in text
+
+
+def _is_unreachable(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc).lower()
+    return "unable to open" in text or "disk i/o" in text or "readonly" in text
 
 
 class _SQLiteTx:
@@ -153,8 +182,10 @@ class SQLiteLedger(SQLLedger):
     """The ledger in one SQLite file (see the module docstring for the concurrency model).
 
     ``path`` is the database file (created on first use; its directory must exist).
-    ``synchronous`` is ``"NORMAL"`` (default) or ``"FULL"``/``"EXTRA"`` for durability across
-    power loss; ``busy_timeout_ms`` (at least 5000) is how long a writer waits for another.
+    ``synchronous`` is ``"FULL"`` (default: a committed transaction survives a power cut),
+    ``"EXTRA"``, or ``"NORMAL"`` (faster; survives application crashes only);
+    ``busy_timeout_ms`` (at least 5000) is the longest a transaction waits for the file's
+    lock, retries included.
     ``clock`` (returning aware datetimes) stamps ``updated_at`` and transitions; tests
     inject one. Call :meth:`migrate` once before use (``open_ledger`` does).
     """
@@ -166,7 +197,7 @@ class SQLiteLedger(SQLLedger):
         self,
         path: str | os.PathLike[str],
         *,
-        synchronous: str = "NORMAL",
+        synchronous: str = "FULL",
         busy_timeout_ms: int = 5000,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
@@ -239,27 +270,51 @@ class SQLiteLedger(SQLLedger):
     def close(self) -> None:
         self._connections.close()
 
+    def ping(self, timeout: float = 2.0) -> None:
+        """A cheap read (in WAL mode a writer never blocks it), bounded by ``busy_timeout``
+        rather than ``timeout``; :class:`LedgerError` when the file cannot be read."""
+        self._run("ping", lambda tx: tx.one("SELECT 1 FROM sqlite_master LIMIT 1"), write=False)
+
     # -- transactions ------------------------------------------------------------------------
 
     def _run(self, operation: str, work: Callable[[Tx], T], *, write: bool) -> T:
+        budget = self._busy_timeout_ms / 1000
+        started = time.monotonic()
         attempt = 0
-        while True:
-            attempt += 1
-            try:
-                conn = self._connection()
-                return self._once(conn, work, write)
-            except sqlite3.OperationalError as exc:
-                if _is_busy(exc) and attempt < _ATTEMPTS:
-                    time.sleep(_RETRY_PAUSE * attempt)
-                    continue
-                raise self._error(operation, exc) from exc
-            except sqlite3.Error as exc:
-                raise self._error(operation, exc) from exc
+        conn: sqlite3.Connection | None = None
+        shortened = False
+        try:
+            while True:
+                attempt += 1
+                try:
+                    conn = self._connection()
+                    return self._once(conn, work, write)
+                except sqlite3.OperationalError as exc:
+                    if not _is_busy(exc):
+                        raise self._error(operation, exc) from exc
+                    pause = _RETRY_PAUSE * attempt
+                    left = budget - (time.monotonic() - started) - pause
+                    if attempt >= _ATTEMPTS or left < _RETRY_PAUSE or conn is None:
+                        raise LedgerUnavailable(
+                            f"SQLite ledger {operation}: the file stayed locked for "
+                            f"{time.monotonic() - started:.1f} s ({self._path})"
+                        ) from exc
+                    time.sleep(pause)
+                    # The retry waits only for what is left of the budget.
+                    conn.execute(f"PRAGMA busy_timeout = {int(left * 1000):d}")
+                    shortened = True
+                except sqlite3.Error as exc:
+                    raise self._error(operation, exc) from exc
+        finally:
+            if shortened and conn is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms:d}")
 
     def _error(self, operation: str, exc: sqlite3.Error) -> LedgerError:
-        return LedgerError(
-            f"SQLite ledger {operation} failed ({self._path}): {redact_text(str(exc))}"
-        )
+        message = f"SQLite ledger {operation} failed ({self._path}): {redact_text(str(exc))}"
+        if isinstance(exc, sqlite3.OperationalError) and _is_unreachable(exc):
+            return LedgerUnavailable(message)
+        return LedgerError(message)
 
     @staticmethod
     def _once(conn: sqlite3.Connection, work: Callable[[Tx], T], write: bool) -> T:

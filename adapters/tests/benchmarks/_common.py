@@ -88,7 +88,7 @@ def service_with_payments(
     from gateway_core._service import PaymentService
     from gateway_core.ledger import PaymentRecord, SQLiteLedger
 
-    ledger = SQLiteLedger(path)
+    ledger = SQLiteLedger(path, synchronous="NORMAL")  # explicit: the default is FULL
     ledger.migrate()
     amount = Money("2000", "IDR")
     for i in range(start, start + count):

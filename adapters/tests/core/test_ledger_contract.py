@@ -563,6 +563,25 @@ def test_delivery_marks_keep_the_first_delivery_and_ignore_late_failures(ledger:
         ledger.mark_failed("nope", error="x", next_attempt_at=T0)
 
 
+def test_claims_take_only_the_given_kinds_and_leave_the_rest_untouched(ledger: Ledger) -> None:
+    record = new_payment(ledger)
+    created = [outbox_event(record, EventKind.CREATED, event_id=f"c-{n}") for n in range(5)]
+    paid = outbox_event(record, EventKind.PAID, event_id="p-1")
+    failed = outbox_event(record, EventKind.FAILED, event_id="f-1")
+    ledger.record_without_transition(gateway="dana", events=[*created, paid, failed])
+
+    claimed = ledger.claim_events(now=T0, limit=1, kinds={EventKind.PAID, EventKind.FAILED})
+    assert [e.event_id for e in claimed] == ["p-1"]
+    assert ledger.claim_events(now=T0, kinds=[EventKind.EXPIRED]) == []
+    assert ledger.claim_events(now=T0, kinds=()) == []
+    untouched = {e.event_id: e for e in ledger.outbox()}
+    for event in created:
+        assert untouched[event.event_id].next_attempt_at == T0
+        assert untouched[event.event_id].attempts == 0
+    rest = ledger.claim_events(now=T0)  # no kinds: every kind
+    assert [e.event_id for e in rest] == [*(e.event_id for e in created), "f-1"]
+
+
 def test_the_outbox_filters_by_payment(ledger: Ledger) -> None:
     one = new_payment(ledger, "BILL-1")
     two = new_payment(ledger, "BILL-2")
@@ -627,6 +646,67 @@ def test_payments_to_reconcile_are_the_oldest_in_the_given_statuses(ledger: Ledg
     limited = ledger.payments_to_reconcile(statuses=statuses, updated_before=at(60), limit=2)
     assert limited == [oldest, old]
     assert ledger.payments_to_reconcile(statuses=(), updated_before=at(60), limit=10) == []
+
+
+def test_payments_to_reconcile_take_the_least_recently_examined_first(ledger: Ledger) -> None:
+    def at(minutes: int) -> datetime:
+        return T0 + timedelta(minutes=minutes)
+
+    first = new_payment(ledger, "FIRST", updated_at=at(1))
+    second = new_payment(ledger, "SECOND", updated_at=at(2))
+    third = new_payment(ledger, "THIRD", updated_at=at(3))
+    assert first.id is not None
+    assert second.id is not None
+    assert third.id is not None
+    statuses = {PENDING}
+
+    def order() -> list[str]:
+        found = ledger.payments_to_reconcile(statuses=statuses, updated_before=at(60), limit=10)
+        return [p.merchant_reference for p in found]
+
+    assert order() == ["FIRST", "SECOND", "THIRD"]  # never examined: longest unchanged first
+    assert ledger.mark_examined([second.id, first.id], at=at(10)) == 2
+    assert order() == ["THIRD", "FIRST", "SECOND"]  # never examined first; ties: unchanged
+    ledger.mark_examined([first.id], at=at(15))
+    assert order() == ["THIRD", "SECOND", "FIRST"]
+    assert ledger.mark_examined([], at=at(11)) == 0
+    assert ledger.mark_examined([999_999], at=at(11)) == 0
+
+
+def test_marking_examined_is_not_a_change(ledger: Ledger) -> None:
+    record = new_payment(ledger, updated_at=T0 + timedelta(minutes=1))
+    assert record.id is not None
+    assert record.last_examined_at is None
+    ledger.mark_examined([record.id], at=T0 + timedelta(hours=1))
+    stored = current(ledger, record)
+    assert stored.last_examined_at == T0 + timedelta(hours=1)
+    assert (stored.version, stored.updated_at) == (record.version, record.updated_at)
+    assert attrs.evolve(stored, last_examined_at=None) == record
+    # The compare-and-set on the version still takes the record read before the stamp.
+    updated = ledger.set_provider_reference(record.id, "TRX-9", expected_version=record.version)
+    assert updated.last_examined_at == T0 + timedelta(hours=1)
+
+
+def test_payments_to_reconcile_filter_by_gateway_before_the_limit(ledger: Ledger) -> None:
+    for n in range(5):
+        new_payment(ledger, f"OVO-{n}", gateway="ovo", updated_at=T0 + timedelta(minutes=n))
+    new_payment(ledger, "DANA-1", updated_at=T0 + timedelta(minutes=10))
+    new_payment(ledger, "GONE-1", gateway="gone", updated_at=T0 + timedelta(minutes=11))
+
+    def refs(gateways: Any) -> list[str]:
+        found = ledger.payments_to_reconcile(
+            statuses={PENDING}, updated_before=T0 + timedelta(hours=1), limit=2, gateways=gateways
+        )
+        return [p.merchant_reference for p in found]
+
+    assert refs({"dana"}) == ["DANA-1"]
+    assert refs(["dana", "gone"]) == ["DANA-1", "GONE-1"]
+    assert refs(None) == ["OVO-0", "OVO-1"]
+    assert refs(()) == []
+    counts = ledger.count_to_reconcile(statuses={PENDING}, updated_before=T0 + timedelta(hours=1))
+    assert counts == {"ovo": 5, "dana": 1, "gone": 1}
+    assert ledger.count_to_reconcile(statuses={PENDING}, updated_before=T0) == {}
+    assert ledger.count_to_reconcile(statuses=(), updated_before=T0 + timedelta(hours=1)) == {}
 
 
 def test_list_payments_is_newest_first_and_filters(ledger: Ledger) -> None:

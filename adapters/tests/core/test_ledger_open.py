@@ -134,13 +134,15 @@ def _pragma(ledger: SQLiteLedger, name: str) -> object:
     return row[0]
 
 
-def test_sqlite_runs_in_wal_mode_with_normal_sync_and_a_long_busy_timeout(
+def test_sqlite_runs_in_wal_mode_with_full_sync_and_a_long_busy_timeout(
     tmp_path: Path,
 ) -> None:
+    """Issue 9 item 10: durable before acknowledged, by default."""
     with SQLiteLedger(tmp_path / "l.db") as ledger:
         ledger.migrate()
+        assert ledger.synchronous == "FULL"
         assert _pragma(ledger, "journal_mode") == "wal"
-        assert _pragma(ledger, "synchronous") == 1  # NORMAL
+        assert _pragma(ledger, "synchronous") == 2  # FULL
         busy = _pragma(ledger, "busy_timeout")
         assert isinstance(busy, int)
         assert busy >= 5000
@@ -150,6 +152,21 @@ def test_sqlite_runs_in_wal_mode_with_normal_sync_and_a_long_busy_timeout(
         assert outside.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     finally:
         outside.close()
+
+
+def test_a_ledger_opened_from_a_plain_url_syncs_every_commit(tmp_path: Path) -> None:
+    with open_ledger(f"sqlite:///{tmp_path / 'l.db'}") as ledger:
+        assert isinstance(ledger, SQLiteLedger)
+        assert _pragma(ledger, "synchronous") == 2  # FULL
+
+
+def test_normal_sync_stays_an_explicit_choice(tmp_path: Path) -> None:
+    with open_ledger(f"sqlite:///{tmp_path / 'l.db'}?synchronous=NORMAL") as ledger:
+        assert isinstance(ledger, SQLiteLedger)
+        assert ledger.synchronous == "NORMAL"
+        assert _pragma(ledger, "synchronous") == 1
+    with SQLiteLedger(tmp_path / "k.db", synchronous="normal") as ledger:
+        assert _pragma(ledger, "synchronous") == 1
 
 
 def test_full_sync_is_available_from_the_url(tmp_path: Path) -> None:

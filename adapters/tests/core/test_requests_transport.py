@@ -57,7 +57,8 @@ class LoopbackServer:
     * ``("rst_after_read",)`` read the whole request, then reset;
     * ``("stall", seconds)`` read the request, say nothing for ``seconds``, close;
     * ``("drip", interval, length)`` promise ``length`` bytes, send one per ``interval``;
-    * ``("late_head", delay, seconds)`` send the head after ``delay``, then stall ``seconds``.
+    * ``("late_head", delay, seconds)`` send the head after ``delay``, then stall ``seconds``;
+    * ``("trickle_head", interval)`` send an endless header one byte per ``interval`` (6 s cap).
     """
 
     def __init__(self, tls: ssl.SSLContext | None = None) -> None:
@@ -195,6 +196,13 @@ class LoopbackServer:
             if not self._stop.wait(delay):
                 conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n")
                 self._stop.wait(seconds)
+            return False
+        if kind == "trickle_head":
+            conn.sendall(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+            for _ in range(int(6 / action[1])):
+                if self._stop.wait(action[1]):
+                    break
+                conn.sendall(b"a")
             return False
         raise AssertionError(f"unknown action {action!r}")
 
@@ -398,6 +406,33 @@ def test_a_body_stall_after_a_late_head_ends_at_the_deadline_not_a_read_timeout_
     with made, pytest.raises(OutcomeUnknown):
         made.call(post(server.url(), idempotent=False), parse)
     assert time.monotonic() - started < 0.8 + 0.25
+
+
+def test_a_header_trickle_ends_at_the_deadline_as_outcome_unknown(server: LoopbackServer) -> None:
+    """Issue 9 item 5: each header byte comes well inside the read timeout; the deadline
+    still ends the call, and a create that may have arrived is not sent again."""
+    server.then(("trickle_head", 0.2))
+    made, _ = make_client(read_timeout=20.0, deadline=1.5)
+    started = time.monotonic()
+    with made, pytest.raises(OutcomeUnknown):
+        made.call(post(server.url(), idempotent=False), parse)
+    assert 1.5 * 0.9 <= time.monotonic() - started <= 1.5 * 1.1
+    assert len(server.bodies) == 1
+
+
+def test_send_bounds_a_header_trickle_by_its_timeout_and_the_pool_recovers(
+    server: LoopbackServer,
+) -> None:
+    server.then(("trickle_head", 0.2))
+    transport = RequestsTransport(connect_timeout=1.0, read_timeout=20.0)
+    started = time.monotonic()
+    with pytest.raises(TransportError) as info:
+        transport.send(post(server.url(), idempotent=True), timeout=1.0)
+    assert time.monotonic() - started <= 1.0 * 1.1
+    assert info.value.may_have_been_received is True
+    assert "within the deadline" in info.value.message
+    assert transport.send(post(server.url(), idempotent=True), timeout=1.0).body == OK_BODY
+    transport.close()
 
 
 # -- pooling, limits, redirects, headers --------------------------------------------------

@@ -396,6 +396,7 @@ def test_inquiry_reports_the_bills_status(gateway: FaspayDanaGateway, faspay: An
         paid_at=datetime(2020, 12, 19, 6, 30, 0, tzinfo=JAKARTA),
         payment_reference="123",
         description="Payment Sukses",
+        merchant_id="99999",
     )
 
 

@@ -255,7 +255,6 @@ BAD_REQUESTS = [
     pytest.param({"merchant_reference": ""}, "bill_no", id="no bill_no"),
     pytest.param({"merchant_reference": "x" * 33}, "bill_no", id="bill_no over 32"),
     pytest.param({"merchant_reference": "INV/1"}, "bill_no", id="bill_no with a slash"),
-    pytest.param({"order_reference": "r" * 33}, "bill_reff", id="bill_reff over 32"),
     pytest.param({"description": "d" * 129}, "bill_desc", id="description over 128"),
     pytest.param({"description": ""}, "bill_desc", id="no description"),
     pytest.param(
@@ -308,6 +307,26 @@ def test_field_rules_are_enforced_before_sending(
         PostDataRequest.from_payment_request(dana_request(**changes), config, now=NOW)
     assert info.value.field == field
     assert info.value.provider == "faspay_dana"
+
+
+def test_an_order_reference_over_32_characters_is_shortened_for_bill_reff(
+    config: FaspayConfig,
+) -> None:
+    """Issue 9, item 8: a long order reference used to make every create fail."""
+    long_a, long_b = "ORDER-" + "a" * 40, "ORDER-" + "a" * 39 + "b"
+    message_a = PostDataRequest.from_payment_request(
+        dana_request(order_reference=long_a), config, now=NOW
+    )
+    message_b = PostDataRequest.from_payment_request(
+        dana_request(order_reference=long_b), config, now=NOW
+    )
+    assert len(message_a.bill_reff) == len(message_b.bill_reff) == 32
+    assert message_a.bill_reff.startswith(long_a[:21])
+    assert message_a.bill_reff != message_b.bill_reff
+    short = PostDataRequest.from_payment_request(
+        dana_request(order_reference="ORDER-1001"), config, now=NOW
+    )
+    assert short.bill_reff == "ORDER-1001"
 
 
 def test_invalid_request_is_a_value_error_naming_the_bill(config: FaspayConfig) -> None:

@@ -42,6 +42,7 @@ COMMANDS = (
     "status",
     "reconcile",
     "redeliver",
+    "prune",
     "verify",
 )
 CUSTOMER = ("--phone", "081234567890", "--email", "budi@example.com")
@@ -336,6 +337,8 @@ def test_reconcile_settles_payments_whose_notifications_were_dropped(cli: Cli) -
         "waiting": 0,
         "errors": 0,
         "reviews": 0,
+        "unconfigured": 0,
+        "unconfigured_gateways": [],
     }
     assert _counts(cli) == {"paid": 1, "failed": 1}
     assert _stored(cli, paid)[1][-1] == ("pending", "paid", "reconcile")

@@ -1,0 +1,356 @@
+"""The service's apply path under the conditions no happy path reaches: a compare-and-set that
+loses a race, a create whose answer is lost or refused, an attempt past its expiry. Over the
+real Faspay emulator on loopback HTTP and a real SQLite ledger file (the rules are written once
+in the service; the ledger contract suite covers PostgreSQL's compare-and-set).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from test_scenarios_support import (
+    effects,
+    journal,
+    notification_for,
+    outbox_reviews,
+    paid_transitions,
+    post_notification,
+    response_code,
+    verdicts,
+)
+
+from gateway_core import (
+    EventKind,
+    GatewayError,
+    OutcomeUnknown,
+    PaymentService,
+    PaymentStatus,
+    ServicePolicy,
+)
+from gateway_core.ledger import Ledger
+
+S = PaymentStatus
+ORDER = "ORDER-RULES"
+
+
+def _service(
+    stack: Any,
+    *,
+    ledger: Any = None,
+    clock: Callable[[], datetime] | None = None,
+    expiry_margin: timedelta = timedelta(minutes=5),
+) -> PaymentService:
+    """Another worker of the stack: same gateways and hooks, its own ledger and clock."""
+    return PaymentService(
+        gateways=stack.service.gateways,
+        ledger=ledger or stack.ledger,
+        hooks=stack.service.hooks,
+        policy=ServicePolicy(reconcile_grace=timedelta(0), expiry_margin=expiry_margin),
+        clock=clock or (lambda: datetime.now(UTC)),
+        sleep=lambda _: None,
+    )
+
+
+# -- a compare-and-set that loses a race ------------------------------------------------------
+
+
+class _RacedLedger:
+    """The stack's ledger, except that right after the service first reads the payment,
+    ``concurrently`` runs (another worker committing on its own connection to the same file).
+    Every later read and every compare-and-set sees that worker's change."""
+
+    def __init__(self, inner: Ledger, concurrently: Callable[[], None]) -> None:
+        self._inner = inner
+        self._concurrently: Callable[[], None] | None = concurrently
+
+    def _read(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        result = getattr(self._inner, name)(*args, **kwargs)
+        if self._concurrently is not None and result is not None:
+            run, self._concurrently = self._concurrently, None
+            run()
+        return result
+
+    def get_payment(self, *args: Any, **kwargs: Any) -> Any:
+        return self._read("get_payment", *args, **kwargs)
+
+    def get_payment_by_id(self, *args: Any, **kwargs: Any) -> Any:
+        return self._read("get_payment_by_id", *args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+@pytest.fixture
+def other_worker(sqlite_stack: Any) -> Iterator[Ledger]:
+    """A second connection to the stack's SQLite file, as another worker process has."""
+    ledger = sqlite_stack.store.open()
+    try:
+        yield ledger
+    finally:
+        ledger.close()
+
+
+def _commit(ledger: Ledger, record: Any, status: S) -> None:
+    assert record.id is not None
+    receipt = f"order-paid:{record.order_reference}" if status is S.PAID else ""
+    result = ledger.apply_transition(
+        record.id,
+        expected_status=record.status,
+        new_status=status,
+        source="notification",
+        event_key=f"{record.merchant_reference}:other-worker",
+        receipt_key=receipt,
+    )
+    assert result.value == "applied"
+
+
+def _report(stack: Any, service: PaymentService, bill_no: str, how: str, code: str) -> Any:
+    """Deliver the provider's status ``code`` for ``bill_no`` to ``service`` ``how``."""
+    if how == "inquiry":
+        return service.inquire(stack.gateway_name, bill_no)
+    body = notification_for(stack, stack.record(bill_no), status=code)
+    return service.handle_notification(stack.gateway_name, body).payment
+
+
+@pytest.mark.parametrize("how", ["notification", "inquiry"])
+def test_a_failure_report_racing_a_paid_commit_is_reviewed_not_applied(
+    sqlite_stack: Any, other_worker: Ledger, how: str
+) -> None:
+    """Plan R-AP-1: the service read ``pending`` and decided to apply ``failed``; meanwhile
+    another worker committed ``paid``. The compare-and-set must carry the status the decision
+    was made on, lose, re-read and decide again: ``failed`` after ``paid`` is a review, and the
+    payment stays paid. (Passing a re-read status to the compare-and-set downgrades it.)"""
+    stack = sqlite_stack
+    bill_no = stack.start(ORDER).payment.merchant_reference
+    stack.emulator.add_fault("notification", "drop", bill_no=bill_no)
+    stack.emulator.fail(bill_no)  # the provider's answer, for the inquiry
+    stack.wait()
+    pending = stack.record(bill_no)
+    raced = _RacedLedger(stack.ledger, lambda: _commit(other_worker, pending, S.PAID))
+
+    _report(stack, _service(stack, ledger=raced), bill_no, how, "3")
+
+    record = stack.record(bill_no)
+    assert record.status is S.PAID
+    assert record.id is not None
+    assert [(t.from_status, t.to_status) for t in stack.ledger.transitions(record.id)] == [
+        (S.UNKNOWN, S.PENDING),
+        (S.PENDING, S.PAID),
+    ]
+    assert outbox_reviews(stack, record) == ["failed_after_paid"]
+
+
+@pytest.mark.parametrize("how", ["notification", "inquiry"])
+def test_a_paid_report_racing_an_expiry_commit_is_reviewed_not_applied(
+    sqlite_stack: Any, other_worker: Ledger, how: str
+) -> None:
+    """Plan R-AP-2: the mirror race. The service decided to apply ``paid`` to a ``pending``
+    payment that another worker meanwhile expired: money moved on a closed payment, which is
+    a review; ``expired → paid`` is never written."""
+    stack = sqlite_stack
+    bill_no = stack.start(ORDER).payment.merchant_reference
+    stack.emulator.add_fault("notification", "drop", bill_no=bill_no)
+    stack.emulator.pay(bill_no)
+    stack.wait()
+    pending = stack.record(bill_no)
+    raced = _RacedLedger(stack.ledger, lambda: _commit(other_worker, pending, S.EXPIRED))
+
+    _report(stack, _service(stack, ledger=raced), bill_no, how, "2")
+
+    record = stack.record(bill_no)
+    assert record.status is S.EXPIRED
+    assert paid_transitions(stack, record) == []
+    assert outbox_reviews(stack, record) == ["paid_after_expired"]
+
+
+def test_a_report_that_wins_its_compare_and_set_is_applied_once(sqlite_stack: Any) -> None:
+    """Plan R-AP-3: without a race the same path applies the report and announces it once."""
+    stack = sqlite_stack
+    bill_no = stack.start(ORDER).payment.merchant_reference
+    stack.emulator.add_fault("notification", "drop", bill_no=bill_no)
+    stack.emulator.fail(bill_no)
+    stack.wait()
+
+    outcome = stack.service.handle_notification(
+        stack.gateway_name, notification_for(stack, stack.record(bill_no), status="3")
+    )
+
+    assert (outcome.verdict, outcome.payment.status) == ("applied", S.FAILED)
+    assert stack.record(bill_no).status is S.FAILED
+    assert effects(stack, ORDER, EventKind.FAILED) == 1
+
+
+# -- a create whose answer is lost: adopting the provider's transaction id --------------------
+
+
+def _lost_create(stack: Any) -> str:
+    """Start ``ORDER`` while the create's answer is cut off after the emulator processed it;
+    the ledger's attempt is ``unknown`` with no transaction id. Returns its bill number."""
+    stack.emulator.add_fault("create", "reset_after_read")
+    with pytest.raises(OutcomeUnknown):
+        stack.start(ORDER)
+    (attempt,) = stack.ledger.payments_for_order(stack.gateway_name, ORDER)
+    assert (attempt.status, attempt.provider_reference) == (S.UNKNOWN, "")
+    return str(attempt.merchant_reference)
+
+
+def _inquiries(stack: Any) -> int:
+    return int(stack.emulator.request_counts().get("inquiry", 0))
+
+
+def test_a_lost_create_adopts_the_notified_transaction_id_once_an_inquiry_confirms(
+    sqlite_stack: Any,
+) -> None:
+    """Plan R-AP-4: the provider made the bill although its answer was lost, and the bill is
+    paid. Its notification carries the provider's trx_id (which the signature does not cover);
+    the service confirms it by an inquiry with that id, adopts it and applies ``paid``."""
+    stack = sqlite_stack
+    bill_no = _lost_create(stack)
+    trx_id = stack.emulator.bill(bill_no)["trx_id"]
+    before = _inquiries(stack)
+
+    stack.emulator.pay(bill_no)
+    stack.wait()
+
+    record = stack.record(bill_no)
+    assert record.provider_reference == trx_id
+    assert record.status is S.PAID
+    assert _inquiries(stack) > before  # the id was confirmed, not just believed
+    assert [(t.from_status, t.to_status) for t in stack.ledger.transitions(record.id)] == [
+        (S.UNKNOWN, S.PAID)
+    ]
+    (delivery,) = stack.emulator.deliveries(bill_no)
+    assert [a["response_code"] for a in delivery["attempts"]] == ["00"]
+    assert effects(stack, ORDER, EventKind.PAID) == 1
+
+
+def test_a_lost_create_does_not_adopt_a_transaction_id_the_provider_does_not_know(
+    sqlite_stack: Any,
+) -> None:
+    """Plan R-AP-5: a signed notification for the bill with a made-up trx_id: the inquiry with
+    that id finds nothing, so the id is not adopted and nothing is applied; it is reviewed."""
+    stack = sqlite_stack
+    bill_no = _lost_create(stack)
+    record = stack.record(bill_no)
+    forged = notification_for(stack, record, status="2", trx_id="9999981900999999")
+
+    reply = post_notification(stack, forged)
+
+    record = stack.record(bill_no)
+    assert (record.status, record.provider_reference) == (S.UNKNOWN, "")
+    assert response_code(reply) is not None
+    assert outbox_reviews(stack, record) == ["reference_unconfirmed"]
+    assert effects(stack, ORDER, EventKind.PAID) == 0
+
+
+def test_a_lost_create_does_not_adopt_an_id_whose_inquiry_contradicts_the_notification(
+    sqlite_stack: Any,
+) -> None:
+    """Plan R-AP-6: the notification carries the real trx_id but claims ``paid`` while the
+    provider says the bill is still waiting: the inquiry does not confirm, nothing changes."""
+    stack = sqlite_stack
+    bill_no = _lost_create(stack)
+    trx_id = stack.emulator.bill(bill_no)["trx_id"]
+    claim = notification_for(stack, stack.record(bill_no), status="2", trx_id=trx_id)
+
+    post_notification(stack, claim)
+
+    record = stack.record(bill_no)
+    assert (record.status, record.provider_reference) == (S.UNKNOWN, "")
+    assert outbox_reviews(stack, record) == ["reference_unconfirmed"]
+    assert paid_transitions(stack, record) == []
+
+
+# -- a create the provider refused --------------------------------------------------------------
+
+
+def test_a_refused_create_closes_the_attempt_as_failed(sqlite_stack: Any) -> None:
+    """Plan R-AP-7: the provider answered and refused the bill (a business error): provably
+    not created, so the attempt goes ``unknown → failed`` (it is not left ``unknown`` for
+    reconciliation), the refusal is journalled, and the next start makes a new attempt."""
+    stack = sqlite_stack
+    stack.emulator.add_fault("create", "business_error", response_code="30")
+
+    with pytest.raises(GatewayError) as info:
+        stack.start(ORDER)
+
+    assert not isinstance(info.value, OutcomeUnknown)
+    (attempt,) = stack.ledger.payments_for_order(stack.gateway_name, ORDER)
+    assert attempt.status is S.FAILED
+    assert attempt.id is not None
+    assert [
+        (t.from_status, t.to_status, t.source) for t in stack.ledger.transitions(attempt.id)
+    ] == [(S.UNKNOWN, S.FAILED, "create")]
+    assert verdicts(journal(stack, "create")) == [("rejected", type(info.value).__name__)]
+    assert effects(stack, ORDER, EventKind.CREATED) == 0
+
+    again = stack.start(ORDER)
+
+    assert again.payment.attempt == 2
+    assert again.payment.status is S.PENDING
+
+
+# -- unknown attempts: the expiry margin --------------------------------------------------------
+
+MARGIN = timedelta(minutes=5)
+
+
+def _reconcile_at(stack: Any, at: datetime) -> Any:
+    return _service(stack, clock=lambda: at, expiry_margin=MARGIN).reconcile(min_interval=0)
+
+
+def test_an_unknown_attempt_waits_until_its_expiry_plus_the_margin(sqlite_stack: Any) -> None:
+    """Plan R-AP-8: an attempt whose create answer was lost has no id to inquire with; it is
+    settled as expired only once its expiry *plus the policy's margin* has passed (the
+    provider's clock may lag), exactly at that moment, and not a second earlier."""
+    stack = sqlite_stack
+    bill_no = _lost_create(stack)
+    expires_at = stack.record(bill_no).expires_at
+    assert expires_at is not None
+
+    for early in (expires_at, expires_at + MARGIN - timedelta(seconds=1)):
+        report = _reconcile_at(stack, early)
+        assert (report.examined, report.waiting, report.changed) == (1, 1, 0), early
+        assert stack.record(bill_no).status is S.UNKNOWN
+
+    report = _reconcile_at(stack, expires_at + MARGIN)
+
+    assert (report.examined, report.waiting, report.changed) == (1, 0, 1)
+    record = stack.record(bill_no)
+    assert record.status is S.EXPIRED
+    assert [(t.to_status, t.source) for t in stack.ledger.transitions(record.id)] == [
+        (S.EXPIRED, "reconcile")
+    ]
+    assert effects(stack, ORDER, EventKind.EXPIRED) == 1
+
+
+# -- reusing an attempt: never once it has expired ------------------------------------------------
+
+
+def test_a_pending_attempt_is_reused_until_it_expires_and_never_from_its_expiry_on(
+    sqlite_stack: Any,
+) -> None:
+    """Plan R-AP-9: a second "pay" click reuses the payable attempt while it is valid (one
+    second before its expiry); at its expiry it is no longer payable, so a new attempt with a
+    new bill is made instead."""
+    stack = sqlite_stack
+    first = stack.start(ORDER).payment
+    assert first.expires_at is not None
+    request = stack.request(ORDER)
+
+    still_valid = _service(stack, clock=lambda: first.expires_at - timedelta(seconds=1))
+    reused = still_valid.start_payment(stack.gateway_name, request)
+    assert reused.reused
+    assert reused.payment.merchant_reference == first.merchant_reference
+
+    at_expiry = _service(stack, clock=lambda: first.expires_at)
+    fresh = at_expiry.start_payment(stack.gateway_name, request)
+
+    assert not fresh.reused
+    assert fresh.payment.merchant_reference != first.merchant_reference
+    assert fresh.payment.attempt == 2
+    assert stack.record(first.merchant_reference).superseded
+    assert stack.emulator.create_requests(fresh.payment.merchant_reference) == 1
