@@ -1041,7 +1041,16 @@ class PaymentService:
                     progress(record, "error")
                 continue
             verdict = "unchanged"
-            if report.status is not _S.UNKNOWN:
+            mismatch = self._report_mismatch(record, report)
+            if mismatch and report.status is not _S.UNKNOWN:
+                # The answer disagrees with the ledger (amount, merchant, transaction id):
+                # a review, never a transition.
+                verdict = "review"
+                code = report.provider_status or report.status.value
+                self._review(
+                    record, mismatch, f"{record.merchant_reference}:{code}", "reconcile", ""
+                )
+            elif report.status is not _S.UNKNOWN:
                 verdict, _reason, record = self._apply(
                     record,
                     report.status,

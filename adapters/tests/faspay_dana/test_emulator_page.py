@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pytest
 import requests
+from browser_forms import forms_of
 
 from adapters.faspay_dana._signature import matches
 from adapters.faspay_dana.emulator import (
@@ -23,33 +23,6 @@ from adapters.faspay_dana.emulator import (
 
 RETURN_URL = "https://shop.example/thanks?from=faspay"
 MERCHANT = Merchant("99999", merchant_name="FASPAY STORE", return_url=RETURN_URL)
-
-
-class Forms(HTMLParser):
-    """Collects forms: id -> (action, {name: value})."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.forms: dict[str, tuple[str, dict[str, str]]] = {}
-        self._current: str | None = None
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        values = {k: v or "" for k, v in attrs}
-        if tag == "form":
-            self._current = values["id"]
-            self.forms[self._current] = (values["action"], {})
-        elif tag == "input" and self._current is not None:
-            self.forms[self._current][1][values["name"]] = values.get("value", "")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "form":
-            self._current = None
-
-
-def forms_of(html: str) -> dict[str, tuple[str, dict[str, str]]]:
-    parser = Forms()
-    parser.feed(html)
-    return parser.forms
 
 
 @pytest.fixture
