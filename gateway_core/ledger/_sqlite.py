@@ -294,15 +294,15 @@ class SQLiteLedger(SQLLedger):
                         raise self._error(operation, exc) from exc
                     pause = _RETRY_PAUSE * attempt
                     left = budget - (time.monotonic() - started) - pause
-                    if attempt >= _ATTEMPTS or left < _RETRY_PAUSE or conn is None:
+                    if attempt >= _ATTEMPTS or left < _RETRY_PAUSE:
                         raise LedgerUnavailable(
                             f"SQLite ledger {operation}: the file stayed locked for "
                             f"{time.monotonic() - started:.1f} s ({self._path})"
                         ) from exc
                     time.sleep(pause)
-                    # The retry waits only for what is left of the budget.
-                    conn.execute(f"PRAGMA busy_timeout = {int(left * 1000):d}")
-                    shortened = True
+                    if conn is not None:  # the retry waits only for what is left
+                        conn.execute(f"PRAGMA busy_timeout = {int(left * 1000):d}")
+                        shortened = True
                 except sqlite3.Error as exc:
                     raise self._error(operation, exc) from exc
         finally:

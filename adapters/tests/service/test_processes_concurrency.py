@@ -13,16 +13,13 @@ PostgreSQL is skipped, with the reason, only when ``require_postgres()`` finds i
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import threading
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from worker_pool import run_workers
 
 from adapters.faspay_dana.emulator import EmulatorApp, EmulatorServer, Merchant
 from adapters.faspay_dana.testing import signed_notification
@@ -30,7 +27,6 @@ from gateway_core import EventKind, PaymentStatus, Settings
 from gateway_core._runtime import build_runtime
 from gateway_core.testing import HookRecorder
 
-WORKER = Path(__file__).resolve().parent / "workers" / "service_worker.py"
 WORKERS = 4
 PAYMENTS = 10
 GATEWAY = "dana"
@@ -65,16 +61,6 @@ def _settings(suite: Any, ledger_url: str, emulator_url: str) -> dict[str, Any]:
             }
         },
     }
-
-
-def _worker_env() -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("GATEWAY_", "FASPAY_")) or k == "GATEWAY_TEST_POSTGRES"
-    }
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
 
 
 def _prepare(
@@ -131,77 +117,11 @@ def _request(order: str, *, amount: str) -> Any:
     )
 
 
-def _run_workers(
-    mapping: dict[str, Any], bodies: list[str], tmp_path: Path, **options: Any
-) -> list[dict[str, Any]]:
-    """Start WORKERS processes, release them together, return their results (with hooks)."""
-    procs: list[tuple[subprocess.Popen[str], Path, Path]] = []
-
-    def kill_all() -> None:  # a hung worker must not hang the test run
-        for proc, _, _ in procs:
-            if proc.poll() is None:
-                proc.kill()
-
-    watchdog = threading.Timer(90, kill_all)
-    watchdog.start()
-    try:
-        for index in range(WORKERS):
-            spec_path = tmp_path / f"worker-{index}.json"
-            result_path = tmp_path / f"worker-{index}.result.json"
-            hook_log = tmp_path / f"worker-{index}.hooks.jsonl"
-            spec = {
-                "settings": mapping,
-                "gateway": GATEWAY,
-                "bodies": bodies,
-                "hook_log": str(hook_log),
-                "result": str(result_path),
-                "barrier": True,
-                **options,
-            }
-            spec_path.write_text(json.dumps(spec), encoding="utf-8")
-            proc = subprocess.Popen(
-                [sys.executable, str(WORKER), str(spec_path)],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-                env=_worker_env(),
-                cwd=str(tmp_path),
-            )
-            procs.append((proc, result_path, hook_log))
-        for proc, _, _ in procs:  # the start barrier: everyone built and connected
-            assert proc.stdout is not None
-            line = proc.stdout.readline()
-            if line.strip() != "ready":
-                _, err = proc.communicate(timeout=30)
-                pytest.fail(f"worker did not start: {line!r}\n{err}")
-        for proc, _, _ in procs:  # release them all at once
-            assert proc.stdin is not None
-            proc.stdin.write("go\n")
-            proc.stdin.flush()
-        results = []
-        for proc, result_path, hook_log in procs:
-            _, err = proc.communicate(timeout=60)
-            assert proc.returncode == 0, f"worker exited {proc.returncode}:\n{err}"
-            assert "Traceback" not in err, err
-            result = json.loads(result_path.read_text(encoding="utf-8"))
-            hooks = hook_log.read_text(encoding="utf-8").splitlines() if hook_log.exists() else []
-            result["hooks"] = [json.loads(line) for line in hooks]
-            results.append(result)
-        return results
-    finally:
-        watchdog.cancel()
-        for proc, _, _ in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(timeout=10)
-
-
 def test_processes_apply_the_same_notifications_once(
     suite: Any, any_store: Any, emulator: EmulatorServer, tmp_path: Path
 ) -> None:
     mapping, records, bodies = _prepare(suite, any_store, emulator)
-    results = _run_workers(mapping, bodies, tmp_path, deliver=True)
+    results = run_workers(mapping, bodies, tmp_path, workers=WORKERS, gateway=GATEWAY, deliver=True)
 
     # Every handle_notification in every worker was acknowledged with success ("00").
     outcomes = [o for r in results for o in r["outcomes"]]
@@ -267,7 +187,7 @@ def test_processes_draining_one_outbox_deliver_each_event_once(
     finally:
         runtime.close()
 
-    results = _run_workers(mapping, [], tmp_path, drain=3)
+    results = run_workers(mapping, [], tmp_path, workers=WORKERS, gateway=GATEWAY, drain=3)
 
     deliveries = [h for r in results for h in r["hooks"]]
     expected = {f"{GATEWAY}:{r.merchant_reference}:paid" for r in records}

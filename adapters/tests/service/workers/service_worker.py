@@ -9,7 +9,8 @@ Usage: ``python service_worker.py SPEC.json``. The spec (JSON) names:
 ``gateway``
     the configured gateway name the notifications are for.
 ``bodies``
-    notification bodies (text), handled in order with ``service.handle_notification``.
+    notification bodies (text) for ``gateway``, or ``{"gateway": ..., "body": ...}`` objects,
+    handled in order with ``service.handle_notification``.
 ``hook_log``
     a file each hook delivery is appended to (one JSON line per delivery, flushed and
     fsync'ed before the hook returns, so it survives a SIGKILL right after the hook).
@@ -76,7 +77,12 @@ def main(argv: list[str]) -> int:
     runtime = build_runtime(settings, plugins=[recorder], environ={})
     try:
         service = runtime.service
-        bodies = [body.encode("utf-8") for body in spec["bodies"]]
+        bodies = [
+            (b["gateway"], b["body"].encode("utf-8"))
+            if isinstance(b, dict)
+            else (spec["gateway"], b.encode("utf-8"))
+            for b in spec["bodies"]
+        ]
         runtime.ledger.counts_by_status()  # open the connection before the start line
         if spec.get("barrier"):
             sys.stdout.write("ready\n")
@@ -85,8 +91,8 @@ def main(argv: list[str]) -> int:
                 return 3
         started = time.time()
         outcomes = []
-        for body in bodies:
-            outcome = service.handle_notification(spec["gateway"], body, {})
+        for gateway_name, body in bodies:
+            outcome = service.handle_notification(gateway_name, body, {})
             outcomes.append(
                 {
                     "verdict": outcome.verdict,

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Mutation testing of the rules (run by hand, never in CI; see docs/reliability.md):
+#
+#   bash adapters/tests/mutation/run.sh [MUTANT_GLOB...]
+#
+# Copies this tree to a private directory (default /tmp/gateway-mutation, or
+# $MUTATION_WORKDIR) so that no mutant is ever visible in the working tree, installs the
+# project with its `test` and `mutation` extras into a virtualenv there (once), and runs
+# mutmut (configured in [tool.mutmut] of pyproject.toml) over the state machine, the Faspay
+# signature module and the service's apply path. Without arguments it runs the default scope
+# below; with arguments, only the mutants whose names match (fnmatch), e.g.
+# 'gateway_core._state*'. Ends with the survivors and a killed/total count per module.
+set -euo pipefail
+
+source_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)"
+work="${MUTATION_WORKDIR:-/tmp/gateway-mutation}"
+copy="$work/src"
+venv="$work/venv"
+python="${PYTHON:-python3}"
+
+mkdir -p "$copy"
+rsync -a --delete --exclude .git --exclude .venv --exclude mutants --exclude __pycache__ \
+    "$source_dir/" "$copy/"
+if [ ! -x "$venv/bin/mutmut" ]; then
+    "$python" -m venv "$venv"
+    "$venv/bin/pip" install -q -e "$copy[test,mutation]"
+fi
+cd "$copy"
+# The copy, not the original tree, is what the tests import.
+"$venv/bin/python" -c 'import sys, gateway_core; assert gateway_core.__file__.startswith(sys.argv[1]), gateway_core.__file__' "$copy"
+
+service='gateway_core._service.xǁPaymentServiceǁ'
+if [ "$#" -eq 0 ]; then
+    set -- 'gateway_core._state*' 'adapters.faspay_dana._signature*' \
+        "${service}_apply__mutmut_*" "${service}_review__*" "${service}handle_notification__*" \
+        "${service}_mismatch__*" "${service}_confirm_status__*" "${service}_adopt_reference__*" \
+        "${service}start_payment__*" "${service}reconcile__*"
+fi
+
+rm -rf mutants
+"$venv/bin/mutmut" run "$@" > "$work/mutmut-run.log" 2>&1 || {
+    tail -c 4000 "$work/mutmut-run.log"
+    exit 1
+}
+"$venv/bin/mutmut" results --all true > "$work/results.txt"
+echo "survivors (full list of verdicts in $work/results.txt):"
+grep -E ': (survived|timeout|suspicious|no tests)' "$work/results.txt" || echo "  none"
+echo "killed / total per module (only the mutants selected above):"
+"$venv/bin/python" - "$work/results.txt" "$@" <<'PY'
+import collections, fnmatch, sys
+
+path, patterns = sys.argv[1], sys.argv[2:]
+counts: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
+for line in open(path, encoding="utf-8"):
+    name, _, verdict = line.strip().rpartition(": ")
+    if not name or not any(fnmatch.fnmatch(name, p) for p in patterns):
+        continue
+    module = name.split(".x", 1)[0]
+    counts[module][verdict] += 1
+for module, c in sorted(counts.items()):
+    total = sum(c.values())
+    print(f"  {module}: {c['killed']} killed / {total} ({dict(c)})")
+PY
