@@ -24,13 +24,15 @@ from test_scenarios_support import (
 
 from gateway_core import (
     EventKind,
+    Money,
     GatewayError,
     OutcomeUnknown,
     PaymentService,
     PaymentStatus,
+    ReconcileReport,
     ServicePolicy,
 )
-from gateway_core.ledger import Ledger
+from gateway_core.ledger import Ledger, PaymentRecord
 
 S = PaymentStatus
 ORDER = "ORDER-RULES"
@@ -42,15 +44,17 @@ def _service(
     ledger: Any = None,
     clock: Callable[[], datetime] | None = None,
     expiry_margin: timedelta = timedelta(minutes=5),
+    grace: timedelta = timedelta(0),
+    sleep: Callable[[float], None] = lambda _: None,
 ) -> PaymentService:
     """Another worker of the stack: same gateways and hooks, its own ledger and clock."""
     return PaymentService(
         gateways=stack.service.gateways,
         ledger=ledger or stack.ledger,
         hooks=stack.service.hooks,
-        policy=ServicePolicy(reconcile_grace=timedelta(0), expiry_margin=expiry_margin),
+        policy=ServicePolicy(reconcile_grace=grace, expiry_margin=expiry_margin),
         clock=clock or (lambda: datetime.now(UTC)),
-        sleep=lambda _: None,
+        sleep=sleep,
     )
 
 
@@ -186,13 +190,13 @@ def test_a_report_that_wins_its_compare_and_set_is_applied_once(sqlite_stack: An
 # -- a create whose answer is lost: adopting the provider's transaction id --------------------
 
 
-def _lost_create(stack: Any) -> str:
-    """Start ``ORDER`` while the create's answer is cut off after the emulator processed it;
+def _lost_create(stack: Any, order: str = ORDER) -> str:
+    """Start ``order`` while the create's answer is cut off after the emulator processed it;
     the ledger's attempt is ``unknown`` with no transaction id. Returns its bill number."""
     stack.emulator.add_fault("create", "reset_after_read")
     with pytest.raises(OutcomeUnknown):
-        stack.start(ORDER)
-    (attempt,) = stack.ledger.payments_for_order(stack.gateway_name, ORDER)
+        stack.start(order)
+    (attempt,) = stack.ledger.payments_for_order(stack.gateway_name, order)
     assert (attempt.status, attempt.provider_reference) == (S.UNKNOWN, "")
     return str(attempt.merchant_reference)
 
@@ -354,3 +358,111 @@ def test_a_pending_attempt_is_reused_until_it_expires_and_never_from_its_expiry_
     assert fresh.payment.attempt == 2
     assert stack.record(first.merchant_reference).superseded
     assert stack.emulator.create_requests(fresh.payment.merchant_reference) == 1
+
+
+# -- reconciliation's bookkeeping -----------------------------------------------------------------
+
+
+def _settled_quietly(stack: Any, order: str, *actions: str) -> str:
+    """Start ``order`` and carry out ``actions`` at the provider with every notification lost."""
+    bill_no = str(stack.start(order).payment.merchant_reference)
+    if actions:
+        stack.emulator.add_fault("notification", "drop", count=len(actions), bill_no=bill_no)
+    for action in actions:
+        getattr(stack.emulator, action)(bill_no)
+    stack.wait()
+    return bill_no
+
+
+def test_reconcile_reports_each_outcome_once_and_paces_its_inquiries(sqlite_stack: Any) -> None:
+    """Plan R-AP-10: one pass over a bill paid at the provider, one still waiting there, one
+    the provider reversed without the ledger ever seeing it paid, and an unknown attempt not
+    yet expired: changed, unchanged, reviewed, waiting; one pause between two inquiries."""
+    stack = sqlite_stack
+    paid = _settled_quietly(stack, "ORDER-A", "pay")
+    waiting_at_provider = _settled_quietly(stack, "ORDER-B")
+    reversed_bill = _settled_quietly(stack, "ORDER-C", "pay", "reverse")
+    unknown = _lost_create(stack, "ORDER-D")
+    pauses: list[float] = []
+
+    report = _service(stack, sleep=pauses.append).reconcile()
+
+    assert report == ReconcileReport(examined=4, changed=1, unchanged=2, waiting=1, reviews=1)
+    assert pauses == [0.1, 0.1]  # between the three inquiries, not before the first
+    assert stack.record(paid).status is S.PAID
+    assert stack.record(waiting_at_provider).status is S.PENDING
+    assert stack.record(reversed_bill).status is S.PENDING
+    assert outbox_reviews(stack, stack.record(reversed_bill)) == ["reversed_after_pending"]
+    assert stack.record(unknown).status is S.UNKNOWN
+
+
+def test_reconcile_counts_a_failed_inquiry_as_an_error_and_changes_nothing(
+    sqlite_stack: Any,
+) -> None:
+    """Plan R-AP-11: the provider cannot answer (HTTP 503 on every try)."""
+    stack = sqlite_stack
+    bill_no = _settled_quietly(stack, "ORDER-E", "pay")
+    stack.emulator.add_fault("inquiry", "http_5xx", count=10)
+
+    report = _service(stack).reconcile(min_interval=0)
+
+    assert report == ReconcileReport(examined=1, errors=1)
+    assert stack.record(bill_no).status is S.PENDING
+
+
+def test_reconcile_leaves_payments_younger_than_the_grace_alone(sqlite_stack: Any) -> None:
+    """Plan R-AP-12: the policy's grace spares a payment just created (its notification may be
+    on its way); an explicit ``grace`` overrides the policy's."""
+    stack = sqlite_stack
+    _settled_quietly(stack, "ORDER-F", "pay")
+    worker = _service(stack, grace=timedelta(minutes=5))
+
+    assert worker.reconcile(min_interval=0) == ReconcileReport()
+    assert worker.reconcile(min_interval=0, grace=timedelta(0)).changed == 1
+
+
+def _stale_unknown(stack: Any, gateway: str, reference: str, updated_at: datetime) -> None:
+    stack.ledger.insert_payment(
+        PaymentRecord(
+            id=None,
+            gateway=gateway,
+            provider="faspay_dana",
+            order_reference=reference,
+            merchant_reference=reference,
+            provider_reference="",
+            status=S.UNKNOWN,
+            amount=Money("2000", "IDR"),
+            merchant_id="99999",
+            attempt=1,
+            superseded=False,
+            expires_at=None,
+            created_at=updated_at,
+            updated_at=updated_at,
+            version=0,
+        )
+    )
+
+
+def test_reconcile_examines_only_the_named_and_configured_gateways(sqlite_stack: Any) -> None:
+    """Plan R-AP-13: a payment of a gateway no longer configured is skipped (and does not stop
+    the pass); ``gateway_names`` restricts the pass to those gateways."""
+    stack = sqlite_stack
+    hour_ago = datetime.now(UTC) - timedelta(hours=1)
+    _stale_unknown(stack, "retired", "OLD-1", hour_ago - timedelta(minutes=1))
+    _stale_unknown(stack, stack.gateway_name, "OLD-2", hour_ago)
+    worker = _service(stack)
+
+    assert worker.reconcile(min_interval=0) == ReconcileReport(examined=1, waiting=1)
+    assert worker.reconcile(min_interval=0, gateway_names=["elsewhere"]) == ReconcileReport()
+    named = worker.reconcile(min_interval=0, gateway_names=[stack.gateway_name])
+    assert named == ReconcileReport(examined=1, waiting=1)
+
+
+def test_reconcile_examines_at_most_a_hundred_payments_by_default(sqlite_stack: Any) -> None:
+    """Plan R-AP-14: one pass is bounded (default ``limit`` 100)."""
+    stack = sqlite_stack
+    hour_ago = datetime.now(UTC) - timedelta(hours=1)
+    for n in range(101):
+        _stale_unknown(stack, stack.gateway_name, f"BULK-{n}", hour_ago)
+
+    assert _service(stack).reconcile(min_interval=0).examined == 100
