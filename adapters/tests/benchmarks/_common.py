@@ -1,5 +1,6 @@
 """Shared helpers of the benchmark scripts (``bench_*.py``): statistics, the result table,
-CPU pinning, and the Faspay test merchant.
+CPU pinning, the Faspay test merchant, and the Faspay emulator the notification benchmarks
+confirm against (the service confirms every first Faspay notification by an inquiry).
 
 The scripts report; they never assert. Every goal is a ratio against a baseline measured in
 the same run, interleaved (ABAB...), and the medians are compared (reliability plan §6.3).
@@ -10,10 +11,11 @@ from __future__ import annotations
 import logging
 import os
 import platform
+import sqlite3
 import statistics
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -42,17 +44,17 @@ def faspay_gateway(base_url: str = "http://127.0.0.1:9") -> Any:
 
 
 def bill(i: int) -> tuple[str, str]:
-    """``(bill_no, trx_id)`` of the benchmark's bill number ``i``."""
-    return f"N{i:08d}", f"99999819{i:08d}"
+    """``(bill_no, trx_id)`` of the synthetic bill ``i`` (P4 only: nothing is recorded). The
+    bill number ends in a letter, as every reference the service records must."""
+    return f"N{i:08d}-1P", f"99999819{i:08d}"
 
 
-def notification_bodies(gateway: Any, start: int, count: int) -> list[bytes]:
-    """Realistic paid notifications (JSON, signed) for bills ``start .. start+count``."""
+def notification_bodies(gateway: Any, bills: Sequence[tuple[str, str]]) -> list[bytes]:
+    """Realistic paid notifications (JSON, signed) for ``bills`` (``(bill_no, trx_id)``)."""
     from adapters.faspay_dana.testing import signed_notification
 
     bodies = []
-    for i in range(start, start + count):
-        bill_no, trx_id = bill(i)
+    for i, (bill_no, trx_id) in enumerate(bills):
         bodies.append(
             signed_notification(
                 gateway,
@@ -67,6 +69,43 @@ def notification_bodies(gateway: Any, start: int, count: int) -> list[bytes]:
     return bodies
 
 
+def settling_gateway_class() -> Any:
+    """``FaspayDanaGateway`` with ``notification_settles=True``: the service applies a signed
+    notification without confirming it by inquiry (the behaviour before issue 9). Only the
+    baseline of the confirmation-cost benchmark uses it."""
+    import attrs
+
+    from adapters.faspay_dana import FaspayDanaGateway
+
+    class SettlingFaspayGateway(FaspayDanaGateway):
+        trust = attrs.evolve(FaspayDanaGateway.trust, notification_settles=True)
+
+    return SettlingFaspayGateway
+
+
+def settling_gateway(base_url: str = "http://127.0.0.1:9") -> Any:
+    """The benchmark merchant's gateway without confirmation by inquiry."""
+    return settling_gateway_class().from_config(gateway_settings(base_url), environ={})
+
+
+def emulator_app() -> Any:
+    """A Faspay emulator with the benchmark merchant. The merchant has no
+    ``notification_url``: a payment makes a notification that is recorded, never sent (the
+    benchmark delivers the notifications itself). The request log holds every request of a
+    run, so inquiries can be counted with ``requests_log("inquiry")``."""
+    from adapters.faspay_dana.emulator import EmulatorApp, Merchant
+
+    merchant = Merchant(MERCHANT_ID, merchant_name=MERCHANT_NAME, password=PASSWORD)
+    return EmulatorApp(merchant, request_log_limit=1_000_000)
+
+
+def start_emulator() -> Any:
+    """An :class:`EmulatorServer` on a free loopback port, started (``.stop()`` it)."""
+    from adapters.faspay_dana.emulator import EmulatorServer
+
+    return EmulatorServer(emulator_app()).start()
+
+
 def _order_system() -> object:
     """A do-nothing order system, so hook delivery has an implementation to call."""
     from gateway_core import hookimpl
@@ -79,38 +118,76 @@ def _order_system() -> object:
     return OrderSystem()
 
 
-def service_with_payments(
-    path: Path, gateway: Any, start: int, count: int, *, inline_hooks: bool = True
-) -> Any:
-    """A ``PaymentService`` on a fresh ``SQLiteLedger`` (``synchronous=NORMAL``) holding
-    pending payments for bills ``start .. start+count``, with a do-nothing order system."""
-    from gateway_core import Money, PaymentStatus, PluginHost
+def _service(ledger: Any, gateway: Any, *, inline_hooks: bool) -> Any:
+    from gateway_core import PluginHost
     from gateway_core._service import PaymentService
-    from gateway_core.ledger import PaymentRecord, SQLiteLedger
 
-    ledger = SQLiteLedger(path, synchronous="NORMAL")  # explicit: the default is FULL
-    ledger.migrate()
-    amount = Money("2000", "IDR")
-    for i in range(start, start + count):
-        bill_no, trx_id = bill(i)
-        ledger.insert_payment(
-            PaymentRecord(
-                gateway="dana",
-                provider="faspay_dana",
-                order_reference=f"O{i:08d}",
-                merchant_reference=bill_no,
-                provider_reference=trx_id,
-                status=PaymentStatus.PENDING,
-                amount=amount,
-                merchant_id=MERCHANT_ID,
-            )
-        )
     return PaymentService(
         gateways={"dana": gateway},
         ledger=ledger,
         hooks=PluginHost(entry_points=False, plugins=[_order_system()]).hooks,
         deliver_after_commit=inline_hooks,
     )
+
+
+def paid_payments(
+    template: Path, gateway: Any, count: int, pay: Callable[[str], object]
+) -> list[tuple[str, str]]:
+    """Create ``count`` payments through ``PaymentService.start_payment`` on a fresh
+    ``SQLiteLedger`` at ``template`` (``gateway`` points at the emulator, which creates the
+    bills), then pay each at the emulator with ``pay(bill_no)`` (its notification is recorded,
+    not sent). Returns the ``(bill_no, trx_id)`` of each: ``<order>-1P`` and the emulator's
+    ``trx_id``. The payments stay pending in the ledger; copy it with
+    :func:`service_with_payments` for each run."""
+    from gateway_core import Customer, Money, PaymentRequest, PaymentStatus
+    from gateway_core.ledger import SQLiteLedger
+
+    ledger = SQLiteLedger(template, synchronous="NORMAL")
+    ledger.migrate()
+    service = _service(ledger, gateway, inline_hooks=True)
+    customer = Customer("Budi", email="budi@example.com", phone="081234567890")
+    bills = []
+    try:
+        for i in range(count):
+            order = f"O{i:08d}"
+            started = service.start_payment(
+                "dana",
+                PaymentRequest(
+                    order_reference=order,
+                    amount=Money("2000", "IDR"),
+                    customer=customer,
+                    description=f"Order {order}",
+                    return_url="http://127.0.0.1:9/return/dana",
+                ),
+            )
+            record = started.payment
+            if record.status is not PaymentStatus.PENDING or not record.provider_reference:
+                raise RuntimeError(f"payment {order} not created: {record!r}")
+            pay(record.merchant_reference)
+            bills.append((record.merchant_reference, record.provider_reference))
+    finally:
+        ledger.close()
+    return bills
+
+
+def service_with_payments(
+    path: Path, gateway: Any, template: Path, *, inline_hooks: bool = True
+) -> Any:
+    """A ``PaymentService`` on a fresh ``SQLiteLedger`` (``synchronous=NORMAL``) at ``path``,
+    a copy of ``template`` (made by :func:`paid_payments`: pending payments whose bills exist,
+    paid, at the emulator), with a do-nothing order system."""
+    from gateway_core.ledger import SQLiteLedger
+
+    source = sqlite3.connect(template)
+    target = sqlite3.connect(path)
+    try:
+        source.backup(target)
+    finally:
+        target.close()
+        source.close()
+    ledger = SQLiteLedger(path, synchronous="NORMAL")  # explicit: the default is FULL
+    ledger.migrate()
+    return _service(ledger, gateway, inline_hooks=inline_hooks)
 
 
 def quiet_logging() -> None:

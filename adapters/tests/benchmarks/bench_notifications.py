@@ -5,9 +5,16 @@
 * P5 — verify + dedupe with the library: ``PaymentService.handle_notification`` on a
   ``SQLiteLedger`` (``synchronous=NORMAL``), first deliveries, against a bare loop of
   ``json.loads`` + ``INSERT OR IGNORE`` + ``COMMIT`` with the same PRAGMAs (fresh database for
-  each run).
+  each run). The Faspay plugin does not let a notification settle a payment
+  (``notification_settles=False``): every first delivery is confirmed by an inquiry, here to
+  a Faspay emulator on loopback (a thread of this process) where every bill exists and is
+  paid. The payments are created through the service against the emulator, once, into a
+  template database that each run copies.
 * P6 — the duplicate path (every notification already applied) against the P5 first-delivery
-  path, same service and database.
+  path, same service and database; a duplicate needs no inquiry (counted at the emulator).
+* Confirmation cost — first deliveries with confirmation (the Faspay plugin) against the same
+  without it (a subclass whose ``trust`` has ``notification_settles=True``), interleaved, same
+  ledger settings: per-notification latency and inquiries per notification.
 
 Rounds are interleaved (baseline, candidate, ...); medians of the per-round throughputs are
 compared. Informational rows split the P5 cost (hook delivery inline or not) and count the
@@ -32,13 +39,18 @@ from typing import Any
 
 from adapters.tests.benchmarks._common import (
     Table,
+    bill,
     faspay_gateway,
     median,
     notification_bodies,
+    paid_payments,
+    percentile,
     pin,
     quiet_logging,
     service_with_payments,
+    settling_gateway,
     spread,
+    start_emulator,
     verdict,
 )
 
@@ -103,7 +115,7 @@ class _InfoLogging:
 
 
 def p4(table: Table, gateway: Any, count: int, rounds: int) -> None:
-    bodies = notification_bodies(gateway, 0, count)
+    bodies = notification_bodies(gateway, [bill(i) for i in range(count)])
     _p4_baseline(bodies[:500])
     _p4_candidate(gateway, bodies[:500])
     base, cand, logged = [], [], []
@@ -209,42 +221,54 @@ def _statements(service: Any, bodies: list[bytes]) -> tuple[float, float]:
     return statements / len(bodies), writes / len(bodies)
 
 
-def p5_p6(table: Table, gateway: Any, count: int, rounds: int, workdir: Path) -> None:
-    total = rounds * 3 + 1
-    bodies = notification_bodies(gateway, 0, count * total)
-    base, first, dup, deferred = [], [], [], []
-    run = 0
+class _Emulator:
+    """The loopback Faspay emulator, its gateways and the template database of paid bills."""
 
-    def batch() -> tuple[int, list[bytes]]:
-        nonlocal run
-        index, run = run, run + 1
-        return index * count, bodies[index * count : (index + 1) * count]
+    def __init__(self, server: Any, template: Path, bills: list[tuple[str, str]]) -> None:
+        self.server = server
+        self.template = template
+        self.bills = bills
+        self.confirming = faspay_gateway(server.url)
+        self.settling = settling_gateway(server.url)
+
+    def inquiries(self) -> int:
+        """Inquiries the emulator has received so far (its request log)."""
+        return len(self.server.app.requests_log("inquiry"))
+
+
+def p5_p6(table: Table, emulator: _Emulator, rounds: int, workdir: Path) -> None:
+    gateway, template = emulator.confirming, emulator.template
+    count = len(emulator.bills)
+    bodies = notification_bodies(gateway, emulator.bills)
+    base, first, dup, deferred = [], [], [], []
+    first_inquiries = dup_inquiries = 0
 
     # Warm-up (and the statement counts) on a database of its own.
-    offset, warm = batch()
-    service = service_with_payments(workdir / "warm.db", gateway, offset, count, inline_hooks=True)
+    service = service_with_payments(workdir / "warm.db", gateway, template, inline_hooks=True)
     sample = max(50, min(200, count // 4))
-    stmts_first, writes_first = _statements(service, warm[:sample])
-    stmts_dup, writes_dup = _statements(service, warm[:sample])
+    stmts_first, writes_first = _statements(service, bodies[:sample])
+    stmts_dup, writes_dup = _statements(service, bodies[:sample])
     service.ledger.close()
     for r in range(rounds):
-        base.append(_p5_baseline(workdir / f"base{r}.db", bodies[:count]))
-        offset, chunk = batch()
+        base.append(_p5_baseline(workdir / f"base{r}.db", bodies))
         service = service_with_payments(
-            workdir / f"cand{r}.db", gateway, offset, count, inline_hooks=True
+            workdir / f"cand{r}.db", gateway, template, inline_hooks=True
         )
-        first.append(_p5_candidate(service, chunk, "applied"))
-        dup.append(_p5_candidate(service, chunk, "duplicate"))
+        before = emulator.inquiries()
+        first.append(_p5_candidate(service, bodies, "applied"))
+        middle = emulator.inquiries()
+        dup.append(_p5_candidate(service, bodies, "duplicate"))
+        first_inquiries += middle - before
+        dup_inquiries += emulator.inquiries() - middle
         service.ledger.close()
-        offset, chunk = batch()
         service = service_with_payments(
-            workdir / f"defer{r}.db", gateway, offset, count, inline_hooks=False
+            workdir / f"defer{r}.db", gateway, template, inline_hooks=False
         )
-        deferred.append(_p5_candidate(service, chunk, "applied"))
+        deferred.append(_p5_candidate(service, bodies, "applied"))
         service.ledger.close()
     b, f, d, df = median(base), median(first), median(dup), median(deferred)
     table.row(
-        "P5 verify + dedupe, first deliveries (SQLite NORMAL)",
+        "P5 verify + confirm + dedupe, first deliveries (SQLite NORMAL)",
         f"{b:,.0f}/s",
         f"{f:,.0f}/s",
         verdict(f / b, 0.80, at_most=False),
@@ -265,6 +289,13 @@ def p5_p6(table: Table, gateway: Any, count: int, rounds: int, workdir: Path) ->
         "≥ 2×",
     )
     table.row(
+        "inquiries per notification (emulator's request log): first / duplicate",
+        "-",
+        f"{first_inquiries / (rounds * count):.2f} / {dup_inquiries / (rounds * count):.2f}",
+        "-",
+        "info",
+    )
+    table.row(
         "SQL per notification: statements / write transactions",
         "1 / 1",
         f"first {stmts_first:.1f} / {writes_first:.1f}; "
@@ -277,7 +308,7 @@ def p5_p6(table: Table, gateway: Any, count: int, rounds: int, workdir: Path) ->
 
     texts = [body.decode("utf-8") for body in bodies[:500]]
     redact = _per_call(redact_text, texts)
-    service = service_with_payments(workdir / "hostile.db", gateway, 0, 1, inline_hooks=True)
+    service = service_with_payments(workdir / "hostile.db", gateway, template, inline_hooks=True)
     hostile = b"a" * 16384  # unauthenticated: anyone can POST it; it is journalled (4096 chars)
     timings = []
     for _ in range(5):
@@ -293,16 +324,17 @@ def p5_p6(table: Table, gateway: Any, count: int, rounds: int, workdir: Path) ->
         "info",
     )
     table.row(
-        "one rejected 16 KB body of letters (journal redaction is quadratic)",
+        "one rejected 16 KB body of letters (journal redaction, once quadratic)",
         f"{1e3 / f:.2f} ms (normal first delivery)",
-        f"{median(timings) * 1e3:.0f} ms ({outcome.verdict})",
-        f"{median(timings) * f:.0f}×",
+        f"{median(timings) * 1e3:.2f} ms ({outcome.verdict})",
+        f"{median(timings) * f:.2f}×",
         "info",
     )
     table.note(
         f"P5/P6: {rounds} interleaved rounds (bare loop, service first deliveries, the same "
         f"again as duplicates, service with deferred hooks) × {count} notifications, each run "
-        f"on a fresh database with {count} pending payments; per-round first/baseline ratios "
+        f"on a fresh copy of a database with {count} pending payments (created through the "
+        f"service against the emulator, paid there); per-round first/baseline ratios "
         f"{spread([f_ / b_ for b_, f_ in zip(base, first, strict=True)])}, duplicate/first "
         f"{spread([d_ / f_ for f_, d_ in zip(first, dup, strict=True)])}"
     )
@@ -313,14 +345,90 @@ def p5_p6(table: Table, gateway: Any, count: int, rounds: int, workdir: Path) ->
     )
 
 
+def _first_deliveries(service: Any, bodies: list[bytes]) -> list[float]:
+    """Seconds per first delivery, one by one (each must be applied)."""
+    handle, clock = service.handle_notification, time.perf_counter
+    latencies = []
+    for body in bodies:
+        start = clock()
+        outcome = handle("dana", body, None)
+        latencies.append(clock() - start)
+        if outcome.verdict != "applied":
+            raise RuntimeError(f"expected 'applied', got {outcome.verdict!r} ({outcome.reason})")
+    return latencies
+
+
+def confirmation(table: Table, emulator: _Emulator, rounds: int, workdir: Path) -> None:
+    """First deliveries with confirmation by inquiry against the same without, interleaved."""
+    count = len(emulator.bills)
+    bodies = notification_bodies(emulator.confirming, emulator.bills)
+    variants = {"settling": emulator.settling, "confirming": emulator.confirming}
+    latencies: dict[str, list[float]] = {name: [] for name in variants}
+    per_round: dict[str, list[float]] = {name: [] for name in variants}
+    inquiries: Counter[str] = Counter()
+    for r in range(rounds):
+        order = list(variants) if r % 2 == 0 else list(reversed(variants))  # ABBA...
+        for name in order:
+            service = service_with_payments(
+                workdir / f"{name}{r}.db", variants[name], emulator.template, inline_hooks=True
+            )
+            before = emulator.inquiries()
+            measured = _first_deliveries(service, bodies)
+            inquiries[name] += emulator.inquiries() - before
+            service.ledger.close()
+            latencies[name] += measured
+            per_round[name].append(median(measured))
+    s, c = median(latencies["settling"]), median(latencies["confirming"])
+    table.row(
+        "first delivery with confirmation by inquiry vs without (median latency)",
+        f"{s * 1e6:,.0f} µs",
+        f"{c * 1e6:,.0f} µs",
+        f"{c / s:.2f}× (+{(c - s) * 1e6:,.0f} µs)",
+        "info",
+    )
+    table.row(
+        "inquiries per first delivery (emulator's request log): without / with",
+        f"{inquiries['settling'] / (rounds * count):.2f}",
+        f"{inquiries['confirming'] / (rounds * count):.2f}",
+        "-",
+        "info",
+    )
+    table.note(
+        f"confirmation: {rounds} interleaved rounds (order alternating) × {count} first "
+        f"deliveries per variant, each on a fresh copy of the template database; baseline "
+        f"'without' is a FaspayDanaGateway subclass with trust.notification_settles=True (the "
+        f"service applies the signed status as it stands), candidate the Faspay plugin as "
+        f"shipped (notification_settles=False: one inquiry to the loopback emulator, then the "
+        f"confirmed status applied); per-round median µs without "
+        f"{spread([x * 1e6 for x in per_round['settling']], 0)}, with "
+        f"{spread([x * 1e6 for x in per_round['confirming']], 0)}; p90 without "
+        f"{percentile(latencies['settling'], 0.9) * 1e6:,.0f} µs, with "
+        f"{percentile(latencies['confirming'], 0.9) * 1e6:,.0f} µs"
+    )
+
+
 def run(*, p4_count: int, p5_count: int, rounds: int) -> Table:
     table = Table("P4, P5, P6 — notifications in process")
+    # Started before pinning: its threads keep every CPU (affinity is per thread on Linux).
+    server = start_emulator()
     note = pin(1)
-    gateway = faspay_gateway()
-    p4(table, gateway, p4_count, rounds)
-    with tempfile.TemporaryDirectory(prefix="bench-notifications-") as tmp:
-        p5_p6(table, gateway, p5_count, rounds, Path(tmp))
-    table.note(f"single process, {note}; the database in a temporary directory")
+    try:
+        gateway = faspay_gateway()
+        p4(table, gateway, p4_count, rounds)
+        with tempfile.TemporaryDirectory(prefix="bench-notifications-") as tmp:
+            workdir = Path(tmp)
+            template = workdir / "template.db"
+            bills = paid_payments(template, faspay_gateway(server.url), p5_count, server.app.pay)
+            emulator = _Emulator(server, template, bills)
+            p5_p6(table, emulator, rounds, workdir)
+            confirmation(table, emulator, rounds, workdir)
+    finally:
+        server.stop()
+    table.note(
+        f"single process, {note}; the database in a temporary directory; the Faspay emulator "
+        "(EmulatorServer, loopback, keep-alive) runs in threads of this process started "
+        "before pinning"
+    )
     return table
 
 

@@ -1,16 +1,21 @@
 """P7: the HTTP webhook endpoint under load.
 
-Candidate: the library's WSGI app (``gateway_core.web.make_wsgi_app``) with verify + dedupe on
-a ``SQLiteLedger`` (``synchronous=NORMAL``) holding pending payments for the bills notified.
+Candidate: the library's WSGI app (``gateway_core.web.make_wsgi_app``) with verify + confirm +
+dedupe on a ``SQLiteLedger`` (``synchronous=NORMAL``) holding pending payments for the bills
+notified. The Faspay plugin confirms every first delivery by an inquiry
+(``notification_settles=False``): the payments are created through the service against a Faspay
+emulator on loopback (its own child process, not pinned), paid there (the notifications
+recorded, not sent), and the candidate server inquires that emulator.
 Baseline: a constant-ack WSGI app (reads the body, answers a fixed JSON ack). Both run under
 waitress (4 threads) in child processes pinned to CPU 0; the load generator runs here, pinned
 to CPU 1: 4 threads, one ``requests.Session`` each, POSTing signed paid notifications for a
 fixed duration. Rounds alternate baseline and candidate; medians of the per-round throughputs
 and of the per-round p99 latencies are compared.
 
-While pending payments last, every candidate request is a first delivery (a state change, the
-paid event delivered to a do-nothing hook); after that, requests cycle through the same
-bodies again as duplicates. The mix is printed.
+While pending payments last, every candidate request is a first delivery (an inquiry, a state
+change, the paid event delivered to a do-nothing hook); after that, requests cycle through the
+same bodies again as duplicates. The mix, and the inquiries the emulator received, are
+printed.
 
     python adapters/tests/benchmarks/bench_webhook.py [--quick]
 """
@@ -33,11 +38,13 @@ from adapters.tests.benchmarks._common import (
     faspay_gateway,
     median,
     notification_bodies,
+    paid_payments,
     percentile,
     pin,
     quiet_logging,
     service_with_payments,
     spread,
+    start_emulator,
     verdict,
 )
 
@@ -68,17 +75,27 @@ def constant_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
 # -- servers (child processes) -------------------------------------------------------------
 
 
-def serve(kind: str, count: int, db: str) -> None:
-    """Serve ``kind`` ("library" or "constant") with waitress; print the port; run forever."""
+def serve(kind: str, db: str, emulator_url: str) -> None:
+    """Serve ``kind`` ("library", "constant" or "emulator"); print the port; run forever.
+
+    The library's service runs on a copy of the template database ``db``, its gateway pointed
+    at the emulator ``emulator_url``."""
+    quiet_logging()
+    if kind == "emulator":  # not pinned: the two CPUs are the server's and the client's
+        emulator = start_emulator()
+        print(emulator.port, flush=True)
+        threading.Event().wait()
     import waitress.server
 
     from gateway_core.web import make_wsgi_app
 
-    quiet_logging()
     pin(0)
     app: Any = constant_app
     if kind == "library":
-        service = service_with_payments(Path(db), faspay_gateway(), 0, count)
+        template = Path(db)
+        service = service_with_payments(
+            template.with_name("served.db"), faspay_gateway(emulator_url), template
+        )
         app = make_wsgi_app(service)
     server = waitress.server.create_server(app, host="127.0.0.1", port=0, threads=4)
     print(server.effective_port, flush=True)
@@ -86,9 +103,18 @@ def serve(kind: str, count: int, db: str) -> None:
 
 
 class Server:
-    def __init__(self, kind: str, count: int, db: Path) -> None:
+    def __init__(self, kind: str, db: Path | None = None, emulator_url: str = "") -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, __file__, "--serve", kind, "--count", str(count), "--db", str(db)],
+            [
+                sys.executable,
+                __file__,
+                "--serve",
+                kind,
+                "--db",
+                str(db or ""),
+                "--emulator",
+                emulator_url,
+            ],
             stdout=subprocess.PIPE,
             text=True,
         )
@@ -96,7 +122,8 @@ class Server:
         port = self.proc.stdout.readline().strip()
         if not port.isdigit():
             raise RuntimeError(f"the {kind} server did not start")
-        self.url = f"http://127.0.0.1:{port}/notify/dana"
+        self.base_url = f"http://127.0.0.1:{port}"
+        self.url = f"{self.base_url}/notify/dana"
 
     def close(self) -> None:
         self.proc.terminate()
@@ -159,34 +186,53 @@ def load(
     }
 
 
+def _inquiries(control: Any) -> int:
+    """Inquiries the emulator has received so far (its request log)."""
+    counts: dict[str, int] = control.requests_log("inquiry")["counts"]
+    return counts.get("inquiry", 0)
+
+
 def run(*, seconds: float, rounds: int, threads: int, capacity: int) -> Table:
+    from adapters.faspay_dana.emulator import EmulatorControl
+
     table = Table("P7 — HTTP webhook endpoint (waitress, 4 client threads)")
-    note = pin(1)
-    gateway = faspay_gateway()
-    bodies = notification_bodies(gateway, 0, capacity)
     with tempfile.TemporaryDirectory(prefix="bench-webhook-") as tmp:
-        constant = Server("constant", 0, Path(tmp) / "unused.db")
-        library = Server("library", capacity, Path(tmp) / "ledger.db")
+        emulator = Server("emulator")  # started before pinning: it inherits no affinity
+        note = pin(1)
+        control = EmulatorControl(emulator.base_url)
         try:
-            constant_counter = itertools.count()
-            library_counter = itertools.count()
-            # Warm-up: a few hundred requests each (uses up some pending payments).
-            load(constant.url, bodies, constant_counter, 0.5, threads)
-            load(library.url, bodies, library_counter, 0.5, threads)
-            base: list[dict[str, Any]] = []
-            cand: list[dict[str, Any]] = []
-            for _ in range(rounds):
-                base.append(load(constant.url, bodies, constant_counter, seconds, threads))
-                cand.append(load(library.url, bodies, library_counter, seconds, threads))
-            sent = next(library_counter)
+            gateway = faspay_gateway(emulator.base_url)
+            template = Path(tmp) / "ledger.db"
+            bills = paid_payments(template, gateway, capacity, control.pay)
+            gateway.close()
+            bodies = notification_bodies(gateway, bills)
+            constant = Server("constant")
+            library = Server("library", template, emulator.base_url)
+            try:
+                inquiries_before = _inquiries(control)
+                constant_counter = itertools.count()
+                library_counter = itertools.count()
+                # Warm-up: a few hundred requests each (uses up some pending payments).
+                load(constant.url, bodies, constant_counter, 0.5, threads)
+                load(library.url, bodies, library_counter, 0.5, threads)
+                base: list[dict[str, Any]] = []
+                cand: list[dict[str, Any]] = []
+                for _ in range(rounds):
+                    base.append(load(constant.url, bodies, constant_counter, seconds, threads))
+                    cand.append(load(library.url, bodies, library_counter, seconds, threads))
+                sent = next(library_counter)
+                inquiries = _inquiries(control) - inquiries_before
+            finally:
+                constant.close()
+                library.close()
         finally:
-            constant.close()
-            library.close()
+            control.close()
+            emulator.close()
     b_rate, c_rate = median([r["rate"] for r in base]), median([r["rate"] for r in cand])
     b_p99, c_p99 = median([r["p99"] for r in base]), median([r["p99"] for r in cand])
     b_p50, c_p50 = median([r["p50"] for r in base]), median([r["p50"] for r in cand])
     table.row(
-        "P7 webhook throughput (verify + dedupe, SQLite NORMAL)",
+        "P7 webhook throughput (verify + confirm + dedupe, SQLite NORMAL)",
         f"{b_rate:,.0f} req/s",
         f"{c_rate:,.0f} req/s",
         verdict(c_rate / b_rate, 0.80, at_most=False),
@@ -215,9 +261,17 @@ def run(*, seconds: float, rounds: int, threads: int, capacity: int) -> Table:
     )
     table.note(
         f"candidate requests: {sent} in all, {first} first deliveries (of {capacity} pending "
-        f"payments), {sent - first} duplicates; non-200 replies: {failures}"
+        f"payments, created through the service against the emulator and paid there), "
+        f"{sent - first} duplicates; non-200 replies: {failures}"
     )
-    table.note(f"servers: waitress threads=4 in child processes pinned to CPU 0; client {note}")
+    table.note(
+        f"inquiries the emulator received during the candidate's requests: {inquiries} "
+        f"({inquiries / max(1, first):.2f} per first delivery)"
+    )
+    table.note(
+        f"servers: waitress threads=4 in child processes pinned to CPU 0; client {note}; the "
+        "Faspay emulator (EmulatorServer, loopback) in a child process of its own, not pinned"
+    )
     return table
 
 
@@ -227,12 +281,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=None)
     parser.add_argument("--rounds", type=int, default=None)
     parser.add_argument("--threads", type=int, default=4)
-    parser.add_argument("--serve", choices=["library", "constant"], help=argparse.SUPPRESS)
-    parser.add_argument("--count", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--serve", choices=["library", "constant", "emulator"], help=argparse.SUPPRESS
+    )
     parser.add_argument("--db", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--emulator", default="", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve:
-        serve(args.serve, args.count, args.db)
+        serve(args.serve, args.db, args.emulator)
         return 0
     quiet_logging()
     seconds = args.seconds or (2.0 if args.quick else 5.0)

@@ -23,7 +23,10 @@ rsync -a --delete --exclude .git --exclude .venv --exclude mutants --exclude __p
     "$source_dir/" "$copy/"
 if [ ! -x "$venv/bin/mutmut" ]; then
     "$python" -m venv "$venv"
-    "$venv/bin/pip" install -q -e "$copy[test,mutation]"
+    "$venv/bin/pip" install -q -e "$copy[test,mutation]" > "$work/install.log" 2>&1 || {
+        tail -n 20 "$work/install.log"
+        exit 1
+    }
 fi
 cd "$copy"
 # The copy, not the original tree, is what the tests import.
@@ -33,8 +36,8 @@ service='gateway_core._service.xǁPaymentServiceǁ'
 if [ "$#" -eq 0 ]; then
     set -- 'gateway_core._state*' 'adapters.faspay_dana._signature*' \
         "${service}_apply__mutmut_*" "${service}_review__*" "${service}handle_notification__*" \
-        "${service}_mismatch__*" "${service}_confirm_status__*" "${service}_adopt_reference__*" \
-        "${service}start_payment__*" "${service}reconcile__*"
+        "${service}_mismatch__*" "${service}_report_mismatch__*" "${service}_confirm*" \
+        "${service}_adopt_reference__*" "${service}start_payment__*" "${service}reconcile__*"
 fi
 
 rm -rf mutants
