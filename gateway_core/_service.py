@@ -671,9 +671,9 @@ class PaymentService:
                 return NotificationOutcome(ack, verdict, reason, record)
             claimed = notification.status
             signed = type(gw).trust.notification_proves(SignedField.STATUS)
-            if signed and decide(record.status, claimed) is Decision.APPLY:
-                # It claims more than the provider confirms (a forged "paid", or one that
-                # arrived before the provider's own records caught up).
+            if signed and decide(record.status, claimed) in (Decision.APPLY, Decision.REVIEW):
+                # It claims more than the provider confirms, or the opposite of it (a forged
+                # "paid", or one that arrived before the provider's own records caught up).
                 verdict, reason = "rejected", "status_unconfirmed"
         if verdict == "rejected":
             self.ledger.append_journal(

@@ -29,7 +29,6 @@ from gateway_core._plugins import PluginHost
 from gateway_core._redact import redact_text
 from gateway_core._runtime import Runtime, build_runtime
 from gateway_core.ledger import PaymentRecord
-from gateway_core.web import make_wsgi_app, server_body_limit
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -100,6 +99,7 @@ def _providers(args: argparse.Namespace, out: TextIO) -> int:
                 ),
                 "notification_replayable": info.trust.notification_replayable,
                 "return_settles": info.trust.return_settles,
+                "notification_settles": info.trust.notification_settles,
                 "emulator": bool(info.gateway_class.emulator_entry),
             }
         )
@@ -114,6 +114,8 @@ def _providers(args: argparse.Namespace, out: TextIO) -> int:
             f"{' (replayable)' if row['notification_replayable'] else ''}; "
             f"return settles: {'yes' if row['return_settles'] else 'no (inquiry confirms)'}"
         )
+        settles = "yes" if row["notification_settles"] else "no (inquiry confirms)"
+        lines.append(f"    notification settles: {settles}")
     _emit(args, out, {"providers": rows}, "\n".join(lines))
     return EXIT_OK
 
@@ -381,38 +383,13 @@ def _verify(args: argparse.Namespace, out: TextIO) -> int:
 
 @command("serve")
 def _serve(args: argparse.Namespace, out: TextIO) -> int:
+    from gateway_core._cli_serve import ServeError, serve
+
     with _runtime(args) as rt:
-        app = make_wsgi_app(
-            rt.service,
-            prefix=args.prefix,
-            return_page=args.return_page,
-            max_body=args.max_body,
-            allowed_sources=args.allow or None,
-            trusted_proxies=args.trusted_proxy,
-        )
         try:
-            import waitress
-        except ImportError:
-            raise CommandError(
-                "`gateway serve` needs waitress: pip install 'gateway-core[serve]'"
-            ) from None
-        for name in sorted(rt.gateways):
-            out.write(
-                f"{name}: notifications POST http://{args.host}:{args.port}{args.prefix}"
-                f"/notify/{name}  returns GET .../return/{name}\n"
-            )
-        out.flush()
-        waitress.serve(
-            app,
-            host=args.host,
-            port=args.port,
-            threads=args.threads,
-            ident="gateway",
-            max_request_body_size=server_body_limit(args.max_body),  # not waitress' 1 GiB
-            # The app decides which X-Forwarded-For to believe (--trusted-proxy); waitress
-            # would otherwise strip the header before the app sees it.
-            clear_untrusted_proxy_headers=not args.trusted_proxy,
-        )
+            serve(rt, args, out)
+        except ServeError as exc:
+            raise CommandError(str(exc)) from None
     return EXIT_OK
 
 

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import attrs
 import pytest
 from test_scenarios_support import (
     effects,
@@ -516,11 +517,12 @@ def test_each_distinct_tampered_notification_raises_its_own_review_and_a_repeat_
     assert all(bill_no in e.body and "2001" in e.body for e in reviewed)
 
 
-def test_a_notification_without_a_transaction_id_for_a_lost_create_is_not_inquired(
+def test_a_notification_without_a_transaction_id_is_refused_without_an_inquiry(
     sqlite_stack: Any,
 ) -> None:
-    """Plan R-AP-16: with neither the ledger nor the notification holding a transaction id
-    there is nothing to inquire with: the status stays unconfirmed and no inquiry is sent."""
+    """Plan R-AP-16: for an attempt whose create answer was lost, a signed notification with
+    no transaction id gives nothing to inquire with or adopt: it is refused as malformed, no
+    inquiry is sent, nothing changes."""
     stack = sqlite_stack
     bill_no = _lost_create(stack)
     before = _inquiries(stack)
@@ -528,7 +530,86 @@ def test_a_notification_without_a_transaction_id_for_a_lost_create_is_not_inquir
 
     outcome = stack.service.handle_notification(stack.gateway_name, body)
 
+    assert (outcome.verdict, outcome.reason) == ("rejected", "malformed")
     assert _inquiries(stack) == before
-    assert outcome.payment is None or outcome.payment.status is S.UNKNOWN
     assert stack.record(bill_no).status is S.UNKNOWN
     assert paid_transitions(stack, stack.record(bill_no)) == []
+
+
+# -- notifications the provider's inquiry does not bear out -----------------------------------
+
+
+def test_a_paid_claim_the_provider_does_not_confirm_is_refused_so_the_provider_retries(
+    sqlite_stack: Any,
+) -> None:
+    """Plan R-AP-17: a correctly signed "paid" notification for a bill the provider still has
+    open: the inquiry says pending, so nothing is applied, the refusal is journalled and the
+    provider gets its failure reply (it will retry)."""
+    stack = sqlite_stack
+    record = stack.start(ORDER).payment
+
+    reply = post_notification(stack, notification_for(stack, record, status="2"))
+
+    assert response_code(reply) != "00"
+    assert stack.record(record.merchant_reference).status is S.PENDING
+    entries = [e for e in journal(stack, "notification") if e.verdict != "duplicate"]
+    assert [(e.gateway, e.verdict, e.reason) for e in entries] == [
+        (stack.gateway_name, "rejected", "status_unconfirmed")
+    ]
+    assert effects(stack, ORDER, EventKind.PAID) == 0
+
+
+def test_an_inquiry_answer_that_disagrees_with_the_ledger_is_reviewed_not_applied(
+    sqlite_stack: Any,
+) -> None:
+    """Plan R-AP-18: the ledger holds the bill under another merchant id than the provider
+    (a configuration changed under an open payment, say). The notification, matching the
+    ledger, does not show it; the inquiry that confirms it does. The answer is not applied:
+    the payment is reviewed, with the message journalled, and the provider gets the reply the
+    review policy says."""
+    stack = sqlite_stack
+    gw = stack.service.gateways[stack.gateway_name]
+    now = datetime.now(UTC)
+    request = stack.request(ORDER)
+    created = gw.create(
+        attrs.evolve(
+            request,
+            merchant_reference="ORDER-RULES-M",
+            expires_at=now + timedelta(hours=1),
+            created_at=now,
+        )
+    )
+    stack.ledger.insert_payment(
+        PaymentRecord(
+            id=None,
+            gateway=stack.gateway_name,
+            provider="faspay_dana",
+            order_reference=ORDER,
+            merchant_reference="ORDER-RULES-M",
+            provider_reference=created.provider_reference,
+            status=S.PENDING,
+            amount=Money("2000", "IDR"),
+            merchant_id="88888",
+            attempt=1,
+            superseded=False,
+            expires_at=now + timedelta(hours=1),
+            created_at=now,
+            updated_at=now,
+            version=0,
+        )
+    )
+    stack.emulator.add_fault("notification", "drop", bill_no="ORDER-RULES-M")
+    stack.emulator.pay("ORDER-RULES-M")
+    stack.wait()
+    body = notification_for(stack, stack.record("ORDER-RULES-M"), status="2", merchant_id="88888")
+
+    outcome = stack.service.handle_notification(stack.gateway_name, body)
+
+    assert (outcome.verdict, outcome.reason) == ("review", "merchant_mismatch")
+    assert outcome.acknowledgement.accepted is True  # acknowledge_review defaults to True
+    record = stack.record("ORDER-RULES-M")
+    assert record.status is S.PENDING
+    assert outbox_reviews(stack, record) == ["merchant_mismatch"]
+    (entry,) = [e for e in journal(stack, "notification") if e.verdict == "review"]
+    assert (entry.reason, "ORDER-RULES-M" in entry.body) == ("merchant_mismatch", True)
+    assert effects(stack, ORDER, EventKind.PAID) == 0

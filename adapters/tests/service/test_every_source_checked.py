@@ -226,3 +226,26 @@ def test_an_order_reference_longer_than_32_characters_can_be_paid(world: Any) ->
     assert world.service.handle_notification(GATEWAY, body, {}).verdict == "applied"
     assert len(world.recorder.of_kind(EventKind.PAID)) == 1
     assert world.recorder.of_kind(EventKind.PAID)[0].order_reference == order
+
+
+def test_a_paid_notification_the_provider_contradicts_applies_the_answer_and_is_refused(
+    world: Any,
+) -> None:
+    """Notified "paid", Faspay answers "failed": the answer is applied (it is the provider's
+    word), the notification gets the failure reply (unconfirmed), and no paid event fires."""
+    record = world.service.start_payment(GATEWAY, _request("ORDER-CONTRA")).payment
+    bill = record.merchant_reference
+    world.emulator.app.add_fault("notification", "drop", bill_no=bill, on_status="3")
+    world.emulator.app.fail(bill)
+    body = signed_notification(
+        world.gateway,
+        bill_no=bill,
+        trx_id=record.provider_reference,
+        status="2",
+        amount=record.amount,
+    )
+    outcome = world.service.handle_notification(GATEWAY, body, {})
+    assert (outcome.verdict, outcome.reason) == ("rejected", "status_unconfirmed")
+    assert not outcome.acknowledgement.accepted
+    assert world.service.payment(GATEWAY, bill).status is PaymentStatus.FAILED
+    assert world.recorder.of_kind(EventKind.PAID) == []
