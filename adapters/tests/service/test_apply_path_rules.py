@@ -47,13 +47,18 @@ def _service(
     expiry_margin: timedelta = timedelta(minutes=5),
     grace: timedelta = timedelta(0),
     sleep: Callable[[float], None] = lambda _: None,
+    acknowledge_review: bool = True,
 ) -> PaymentService:
     """Another worker of the stack: same gateways and hooks, its own ledger and clock."""
     return PaymentService(
         gateways=stack.service.gateways,
         ledger=ledger or stack.ledger,
         hooks=stack.service.hooks,
-        policy=ServicePolicy(reconcile_grace=grace, expiry_margin=expiry_margin),
+        policy=ServicePolicy(
+            reconcile_grace=grace,
+            expiry_margin=expiry_margin,
+            acknowledge_review=acknowledge_review,
+        ),
         clock=clock or (lambda: datetime.now(UTC)),
         sleep=sleep,
     )
@@ -184,7 +189,12 @@ def test_a_report_that_wins_its_compare_and_set_is_applied_once(sqlite_stack: An
     )
 
     assert (outcome.verdict, outcome.payment.status) == ("applied", S.FAILED)
-    assert stack.record(bill_no).status is S.FAILED
+    record = stack.record(bill_no)
+    assert record.status is S.FAILED
+    last = stack.ledger.transitions(record.id)[-1]
+    assert (last.source, last.event_key) == ("notification", f"{bill_no}:3")
+    (applied,) = [e for e in journal(stack, "notification") if e.verdict == "applied"]
+    assert bill_no in applied.body
     assert effects(stack, ORDER, EventKind.FAILED) == 1
 
 
@@ -552,15 +562,15 @@ def test_a_paid_claim_the_provider_does_not_confirm_is_refused_so_the_provider_r
 
     assert response_code(reply) != "00"
     assert stack.record(record.merchant_reference).status is S.PENDING
-    entries = [e for e in journal(stack, "notification") if e.verdict != "duplicate"]
-    assert [(e.gateway, e.verdict, e.reason) for e in entries] == [
+    assert [(e.gateway, e.verdict, e.reason) for e in journal(stack, "notification")] == [
         (stack.gateway_name, "rejected", "status_unconfirmed")
     ]
     assert effects(stack, ORDER, EventKind.PAID) == 0
 
 
+@pytest.mark.parametrize("acknowledge_review", [True, False])
 def test_an_inquiry_answer_that_disagrees_with_the_ledger_is_reviewed_not_applied(
-    sqlite_stack: Any,
+    sqlite_stack: Any, acknowledge_review: bool
 ) -> None:
     """Plan R-AP-18: the ledger holds the bill under another merchant id than the provider
     (a configuration changed under an open payment, say). The notification, matching the
@@ -603,13 +613,58 @@ def test_an_inquiry_answer_that_disagrees_with_the_ledger_is_reviewed_not_applie
     stack.wait()
     body = notification_for(stack, stack.record("ORDER-RULES-M"), status="2", merchant_id="88888")
 
-    outcome = stack.service.handle_notification(stack.gateway_name, body)
+    worker = _service(stack, acknowledge_review=acknowledge_review)
+
+    outcome = worker.handle_notification(stack.gateway_name, body)
 
     assert (outcome.verdict, outcome.reason) == ("review", "merchant_mismatch")
-    assert outcome.acknowledgement.accepted is True  # acknowledge_review defaults to True
     record = stack.record("ORDER-RULES-M")
+    assert outcome.payment == record
+    assert outcome.acknowledgement.accepted is acknowledge_review
+    if not acknowledge_review:  # the failure reply names the reason
+        assert b"merchant_mismatch" in outcome.acknowledgement.body
     assert record.status is S.PENDING
     assert outbox_reviews(stack, record) == ["merchant_mismatch"]
+    (review,) = [e.event_id for e in stack.ledger.outbox(record.id)]
+    assert review.endswith(":merchant_mismatch:ORDER-RULES-M:2")  # keyed by the message
     (entry,) = [e for e in journal(stack, "notification") if e.verdict == "review"]
     assert (entry.reason, "ORDER-RULES-M" in entry.body) == ("merchant_mismatch", True)
     assert effects(stack, ORDER, EventKind.PAID) == 0
+
+
+def test_a_paid_claim_that_cannot_be_confirmed_is_refused(sqlite_stack: Any) -> None:
+    """Plan R-AP-19: the provider paid the bill, but its inquiry API is down (HTTP 503 on
+    every try): a notification that cannot be confirmed is refused with the failure reply, so
+    the provider retries; nothing is applied on the notification's word."""
+    stack = sqlite_stack
+    bill_no = _settled_quietly(stack, ORDER, "pay")
+    stack.emulator.add_fault("inquiry", "http_5xx", count=10)
+    body = notification_for(stack, stack.record(bill_no), status="2")
+
+    outcome = stack.service.handle_notification(stack.gateway_name, body)
+
+    assert (outcome.verdict, outcome.reason) == ("rejected", "status_unconfirmed")
+    assert outcome.acknowledgement.accepted is False
+    assert stack.record(bill_no).status is S.PENDING
+    assert verdicts(journal(stack, "notification")) == [("rejected", "status_unconfirmed")]
+
+
+def test_a_notification_understating_the_provider_status_applies_the_inquiry_answer(
+    sqlite_stack: Any,
+) -> None:
+    """Plan R-AP-20: a notification says "in process" while the provider, asked, says paid:
+    the provider's answer is applied, recorded as coming from the inquiry (under the inquiry's
+    key, so the provider's own "paid" notification is then a duplicate), and the notification
+    is acknowledged."""
+    stack = sqlite_stack
+    bill_no = _settled_quietly(stack, ORDER, "pay")
+    body = notification_for(stack, stack.record(bill_no), status="1")
+
+    outcome = stack.service.handle_notification(stack.gateway_name, body)
+
+    assert outcome.acknowledgement.accepted is True
+    record = stack.record(bill_no)
+    assert record.status is S.PAID
+    (paid,) = paid_transitions(stack, record)
+    assert (paid.source, paid.event_key) == ("inquiry", f"{bill_no}:2")
+    assert effects(stack, ORDER, EventKind.PAID) == 1

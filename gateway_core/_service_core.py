@@ -1,0 +1,353 @@
+"""The core of the payment service: the gateways, the ledger and the hooks it holds, and the
+one way a provider's report changes a payment (:meth:`ServiceCore._apply`: along the state
+machine, with a compare-and-set, the order-wide paid receipt and the outbox event in one
+transaction), plus delivery of the outbox to the hooks, at least once.
+
+:class:`~gateway_core.PaymentService` is assembled from this and the inbound
+(:mod:`gateway_core._service_inbound`) and reconciliation (:mod:`gateway_core._service_reconcile`)
+parts; :mod:`gateway_core._service` says the rules.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+
+from gateway_core._events import EVENT_FOR_STATUS, EventKind, PaymentEvent
+from gateway_core._exceptions import (
+    ConfigurationError,
+    LedgerError,
+    UnknownPayment,
+)
+from gateway_core._gateway import Gateway
+from gateway_core._models import (
+    Payment,
+    PaymentStatus,
+    StatusReport,
+)
+from gateway_core._plugins import Hooks
+from gateway_core._redact import get_logger, redact_excerpt
+from gateway_core._service_types import DeliveryReport, ServicePolicy
+from gateway_core._state import Decision, decide, review_reason
+from gateway_core.ledger import (
+    ORDER_SCOPE,
+    ApplyResult,
+    JournalEntry,
+    Ledger,
+    OutboxEvent,
+    PaymentRecord,
+)
+
+log = get_logger("gateway_core._service")
+
+_S = PaymentStatus
+#: Environment variable naming a point where the process kills itself (crash-recovery tests).
+CRASH_ENV = "GATEWAY_CRASH_AT"
+
+
+def _crash_point(name: str) -> None:
+    if os.environ.get(CRASH_ENV) == name:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def order_receipt(order_reference: str) -> str:
+    """The receipt key that marks an order paid, in the ledger's order-wide scope."""
+    return f"order-paid:{order_reference}"
+
+
+class ServiceCore:
+    """The state and the write path every part of the payment service shares.
+
+    ``gateways`` maps configured gateway names to gateways; ``hooks`` is the
+    :class:`~gateway_core.PluginHost`'s facade; ``clock`` returns aware UTC datetimes.
+    """
+
+    def __init__(
+        self,
+        *,
+        gateways: Mapping[str, Gateway],
+        ledger: Ledger,
+        hooks: Hooks,
+        policy: ServicePolicy | None = None,
+        clock: Callable[[], datetime] = _utcnow,
+        reference_factory: Callable[[str, int], str] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        deliver_after_commit: bool = True,
+    ) -> None:
+        self.gateways = gateways
+        self.ledger = ledger
+        self.hooks = hooks
+        self.policy = policy or ServicePolicy()
+        self._clock = clock
+        self._reference = reference_factory
+        self._sleep = sleep
+        self._deliver_after_commit = deliver_after_commit
+        self._last_return_inquiry: dict[tuple[str, str], float] = {}
+        self._lock = threading.Lock()
+
+    def gateway(self, name: str) -> Gateway:
+        """The configured gateway ``name``."""
+        try:
+            return self.gateways[name]
+        except KeyError:
+            known = ", ".join(sorted(self.gateways)) or "none"
+            raise ConfigurationError(
+                f"no gateway named {name!r} is configured (configured: {known})", key=name
+            ) from None
+
+    def payment(self, gateway_name: str, merchant_reference: str) -> PaymentRecord:
+        """The ledger's record of one payment; :class:`UnknownPayment` if there is none."""
+        record = self.ledger.get_payment(gateway_name, merchant_reference)
+        if record is None:
+            raise UnknownPayment(
+                "no such payment in the ledger",
+                provider=gateway_name,
+                merchant_reference=merchant_reference,
+            )
+        return record
+
+    @staticmethod
+    def as_payment(record: PaymentRecord) -> Payment:
+        """The provider-facing view of a ledger record."""
+        return Payment(
+            provider=record.provider,
+            merchant_reference=record.merchant_reference,
+            status=record.status,
+            amount=record.amount,
+            provider_reference=record.provider_reference,
+            order_reference=record.order_reference,
+            expires_at=record.expires_at,
+        )
+
+    def _event(
+        self,
+        record: PaymentRecord,
+        kind: EventKind,
+        *,
+        status: PaymentStatus,
+        previous: PaymentStatus | None,
+        reason: str = "",
+        discriminator: str = "",
+    ) -> OutboxEvent:
+        event_id = f"{record.gateway}:{record.merchant_reference}:{kind.value}"
+        if kind is EventKind.NEEDS_REVIEW:
+            event_id = f"{event_id}:{reason}:{discriminator}"
+        event = PaymentEvent(
+            event_id=event_id,
+            kind=kind,
+            provider=record.provider,
+            order_reference=record.order_reference,
+            merchant_reference=record.merchant_reference,
+            status=status,
+            amount=record.amount,
+            occurred_at=self._clock(),
+            provider_reference=record.provider_reference,
+            previous_status=previous,
+            reason=reason,
+            gateway_name=record.gateway,
+        )
+        assert record.id is not None
+        return OutboxEvent.from_event(event, record.id)
+
+    def _journal(
+        self,
+        gateway_name: str,
+        merchant_reference: str,
+        kind: str,
+        verdict: str,
+        reason: str = "",
+        body: str = "",
+    ) -> JournalEntry:
+        # Anyone can send a rejected body: keep less of it (a flood of junk stays small).
+        limit = self.policy.journal_body_limit
+        if verdict == "rejected":
+            limit = min(limit, self.policy.rejected_body_limit)
+        text = redact_excerpt(body, limit)  # cut first, but never through a secret
+        return JournalEntry(
+            id=None,
+            gateway=gateway_name,
+            merchant_reference=merchant_reference,
+            kind=kind,
+            verdict=verdict,
+            reason=reason,
+            body=text,
+            received_at=self._clock(),
+        )
+
+    def _apply(
+        self,
+        record: PaymentRecord,
+        reported: PaymentStatus,
+        *,
+        source: str,
+        event_key: str,
+        body: str = "",
+    ) -> tuple[str, str, PaymentRecord]:
+        """Apply ``reported`` to ``record`` along the state machine. Returns (verdict, reason,
+        record). Safe under concurrency: a lost compare-and-set re-reads and decides again."""
+        gateway_name = record.gateway
+        for _ in range(8):
+            decision = decide(record.status, reported)
+            if decision is Decision.SAME:
+                self.ledger.append_journal(
+                    self._journal(
+                        gateway_name, record.merchant_reference, source, "duplicate", "", body
+                    )
+                )
+                return "duplicate", "", record
+            if decision is Decision.IGNORE:
+                reason = review_reason(record.status, reported)
+                self.ledger.append_journal(
+                    self._journal(
+                        gateway_name, record.merchant_reference, source, "ignored", reason, body
+                    )
+                )
+                return "ignored", reason, record
+            if decision is Decision.REVIEW:
+                reason = review_reason(record.status, reported)
+                return "review", reason, self._review(record, reason, event_key, source, body)
+            events: list[OutboxEvent] = []
+            kind = EVENT_FOR_STATUS.get(reported)
+            if record.superseded and reported in (_S.FAILED, _S.EXPIRED, _S.CANCELLED):
+                # A replaced attempt ending unpaid says nothing about the order, which has a
+                # newer attempt: record it, but don't tell the order system it failed.
+                kind = None
+            if kind is not None:
+                events.append(self._event(record, kind, status=reported, previous=record.status))
+            receipt = order_receipt(record.order_reference) if reported is _S.PAID else ""
+            assert record.id is not None
+            result = self.ledger.apply_transition(
+                record.id,
+                expected_status=record.status,
+                new_status=reported,
+                source=source,
+                event_key=event_key,
+                receipt_key=receipt,
+                receipt_scope=ORDER_SCOPE,
+                events=events,
+                journal=self._journal(
+                    gateway_name, record.merchant_reference, source, "applied", "", body
+                ),
+            )
+            if result is ApplyResult.APPLIED:
+                _crash_point("after_commit")
+                fresh = self.ledger.get_payment_by_id(record.id)
+                return "applied", "", fresh or record
+            fresh = self.ledger.get_payment_by_id(record.id)
+            if fresh is None:  # pragma: no cover - rows are never deleted
+                raise LedgerError("payment vanished", merchant_reference=record.merchant_reference)
+            if result is ApplyResult.DUPLICATE and fresh.status is record.status:
+                # The order-level paid receipt exists, but not for this attempt: another
+                # attempt of the same order was paid first. Money moved twice.
+                return (
+                    "review",
+                    "paid_twice",
+                    self._review(fresh, "paid_twice", event_key, source, body),
+                )
+            record = fresh
+        raise LedgerError(  # pragma: no cover - needs eight lost races in a row
+            "could not apply status after repeated conflicts",
+            merchant_reference=record.merchant_reference,
+        )
+
+    def _review(
+        self, record: PaymentRecord, reason: str, event_key: str, source: str, body: str
+    ) -> PaymentRecord:
+        event = self._event(
+            record,
+            EventKind.NEEDS_REVIEW,
+            status=record.status,
+            previous=record.status,
+            reason=reason,
+            discriminator=event_key or source,
+        )
+        self.ledger.record_without_transition(
+            gateway=record.gateway,
+            receipt_key=f"review:{record.merchant_reference}:{reason}:{event_key or source}",
+            events=[event],
+            journal=self._journal(
+                record.gateway, record.merchant_reference, source, "review", reason, body
+            ),
+        )
+        log.warning(
+            "payment %s on %s needs review: %s", record.merchant_reference, record.gateway, reason
+        )
+        return record
+
+    @staticmethod
+    def _report_mismatch(record: PaymentRecord, report: StatusReport) -> str:
+        """The first way a provider's answer (inquiry, cancel) disagrees with the ledger."""
+        if report.merchant_reference and report.merchant_reference != record.merchant_reference:
+            return "reference_mismatch"
+        if report.merchant_id and report.merchant_id != record.merchant_id:
+            return "merchant_mismatch"
+        if (
+            report.provider_reference
+            and record.provider_reference
+            and report.provider_reference != record.provider_reference
+        ):
+            return "reference_mismatch"
+        if report.amount is not None and report.amount != record.amount:
+            return "amount_mismatch"
+        return ""
+
+    def _after_commit(self) -> None:
+        if self._deliver_after_commit:
+            try:
+                self.deliver_events()
+            except Exception as exc:  # delivery must never undo or fail the payment
+                log.warning("hook delivery deferred: %s", type(exc).__name__)
+
+    def deliver_events(self, *, limit: int = 100, due_by: datetime | None = None) -> DeliveryReport:
+        """Deliver due outbox events to the hooks, at least once. A handler that raises
+        leaves its event for a later attempt, with exponential backoff. ``due_by`` delivers
+        events scheduled up to that time (default: now)."""
+        delivered = failed = 0
+        # Only the kinds some plugin here handles are claimed (filtered in SQL): the others
+        # stay pending, untouched, for a process that has their handler. With none at all (a
+        # CLI without the order system's plugin, say) nothing is claimed.
+        kinds = frozenset(kind for kind in EventKind if self.hooks.handles(kind))
+        if not kinds:
+            return DeliveryReport(0, 0)
+        real_now = self._clock()
+        # Events due by ``due_by`` are leased from the real present, so a crash mid-delivery
+        # does not strand them until that (possibly far) future.
+        claimed = self.ledger.claim_events(
+            now=due_by or real_now,
+            limit=limit,
+            lease_seconds=60.0,
+            lease_from=real_now,
+            kinds=kinds,
+        )
+        for event in claimed:
+            try:
+                self.hooks.emit(event.to_event())
+            except Exception as exc:
+                failed += 1
+                delay = min(self.policy.redelivery_backoff_cap, 5.0 * 2 ** min(event.attempts, 20))
+                self.ledger.mark_failed(
+                    event.event_id,
+                    error=f"{type(exc).__name__}: {exc}",
+                    next_attempt_at=self._clock() + timedelta(seconds=delay),
+                )
+                log.warning(
+                    "hook for %s failed; will retry: %s", event.event_id, type(exc).__name__
+                )
+                continue
+            _crash_point("after_hook")
+            self.ledger.mark_delivered(event.event_id, at=self._clock())
+            delivered += 1
+        return DeliveryReport(delivered, failed)
+
+    def redeliver(self, *, limit: int = 1000, force: bool = False) -> DeliveryReport:
+        """Deliver pending hook events now (``force`` ignores their backoff schedule)."""
+        due_by = self._clock() + timedelta(days=36500) if force else None
+        return self.deliver_events(limit=limit, due_by=due_by)

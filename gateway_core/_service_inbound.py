@@ -1,0 +1,426 @@
+"""The payment service's inbound side: notifications (verified by the plugin, checked against
+the ledger, confirmed by inquiry where the provider's trust declaration says the signature
+alone proves nothing), customer returns (a trigger for an inquiry, never proof), inquiries and
+cancels, and the checks behind ``gateway verify``. Every answer from the provider is compared
+with the ledger like a notification: a mismatch is a review, never a transition.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+
+import attrs
+
+from gateway_core._exceptions import (
+    GatewayError,
+    NotificationRejected,
+    UnknownPayment,
+)
+from gateway_core._gateway import Gateway
+from gateway_core._models import (
+    Acknowledgement,
+    Capability,
+    Notification,
+    PaymentStatus,
+    SignedField,
+    StatusReport,
+)
+from gateway_core._redact import get_logger
+from gateway_core._service_core import ServiceCore, _crash_point
+from gateway_core._service_types import Check, NotificationOutcome, ReturnOutcome
+from gateway_core._state import Decision, decide
+from gateway_core.ledger import (
+    PaymentRecord,
+)
+
+log = get_logger("gateway_core._service")
+
+_S = PaymentStatus
+
+
+class InboundService(ServiceCore):
+    """Notifications, returns, inquiries, cancels and verification."""
+
+    def handle_notification(
+        self, gateway_name: str, body: bytes, headers: Mapping[str, str] | None = None
+    ) -> NotificationOutcome:
+        """Verify, check, apply and acknowledge one notification. Never raises for bad input:
+        a rejected notification gets the provider's failure reply and changes nothing."""
+        gw = self.gateway(gateway_name)
+        text = body[: 4 * self.policy.journal_body_limit].decode("utf-8", "replace")
+        try:
+            notification = gw.handle_notification(body, headers or {})
+        except NotificationRejected as exc:
+            self.ledger.append_journal(
+                self._journal(gateway_name, "", "notification", "rejected", exc.reason, text)
+            )
+            log.warning("notification on %s rejected: %s", gateway_name, exc.reason)
+            ack = exc.acknowledgement or Acknowledgement(
+                400, "text/plain", b"rejected", accepted=False
+            )
+            return NotificationOutcome(ack, "rejected", exc.reason)
+        record = self.ledger.get_payment(gateway_name, notification.merchant_reference)
+        if record is None:
+            self.ledger.append_journal(
+                self._journal(
+                    gateway_name,
+                    notification.merchant_reference,
+                    "notification",
+                    "rejected",
+                    UnknownPayment.reason,
+                    text,
+                )
+            )
+            log.warning(
+                "notification on %s for unknown payment %s",
+                gateway_name,
+                notification.merchant_reference,
+            )
+            accepted = self.policy.acknowledge_unknown_payment
+            ack = gw.acknowledge(notification, accepted=accepted, reason=UnknownPayment.reason)
+            return NotificationOutcome(ack, "rejected", UnknownPayment.reason)
+        mismatch = self._mismatch(gw, record, notification)
+        report: StatusReport | None = None
+        if mismatch == "adopt":
+            record, report = self._adopt_reference(gw, record, notification)
+            mismatch = "" if record.provider_reference else "reference_unconfirmed"
+        if mismatch:
+            self._review(record, mismatch, notification.event_key, "notification", text)
+            accepted = self.policy.acknowledge_review
+            ack = gw.acknowledge(notification, accepted=accepted, reason=mismatch)
+            self._after_commit()
+            return NotificationOutcome(ack, "review", mismatch, record)
+        trust = type(gw).trust
+        status_signed = trust.notification_proves(SignedField.STATUS)
+        if not status_signed or (
+            not trust.notification_settles
+            and decide(record.status, notification.status) is Decision.APPLY
+        ):
+            return self._confirmed_notification(gw, record, notification, report, text)
+        verdict, reason, record = self._apply(
+            record,
+            notification.status,
+            source="notification",
+            event_key=notification.event_key,
+            body=text,
+        )
+        ack = gw.acknowledge(notification)
+        _crash_point("before_ack")
+        # Also after a duplicate: a worker that died after its commit left events to deliver.
+        self._after_commit()
+        return NotificationOutcome(ack, verdict, reason, record)
+
+    def _confirmed_notification(
+        self,
+        gw: Gateway,
+        record: PaymentRecord,
+        notification: Notification,
+        report: StatusReport | None,
+        text: str,
+    ) -> NotificationOutcome:
+        """A notification whose signature does not prove what it reports: the provider's
+        inquiry decides. The inquiry's answer is checked against the ledger and applied; the
+        success reply is sent only when the (durable) ledger now agrees with the notification.
+        Otherwise the provider gets its failure reply and retries; reconcile settles the rest.
+        """
+        gateway_name = record.gateway
+        if report is None:
+            report = self._confirm_report(gw, record)
+        if report is not None:
+            mismatch = self._report_mismatch(record, report)
+            if mismatch:
+                self._review(record, mismatch, notification.event_key, "notification", text)
+                ack = gw.acknowledge(
+                    notification, accepted=self.policy.acknowledge_review, reason=mismatch
+                )
+                self._after_commit()
+                return NotificationOutcome(ack, "review", mismatch, record)
+        verdict, reason = "rejected", "status_unconfirmed"
+        if report is not None and report.status is not _S.UNKNOWN:
+            same_claim = report.status is notification.status
+            if decide(record.status, report.status) is not Decision.SAME:
+                verdict, reason, record = self._apply(
+                    record,
+                    report.status,
+                    source="notification" if same_claim else "inquiry",
+                    event_key=notification.event_key
+                    if same_claim
+                    else f"{record.merchant_reference}:{report.provider_status or 'inquiry'}",
+                    body=text,
+                )
+            else:
+                verdict, reason = "duplicate", ""
+            if verdict == "review":  # confirmed, and money moved twice (paid_twice, ...)
+                ack = gw.acknowledge(
+                    notification, accepted=self.policy.acknowledge_review, reason=reason
+                )
+                self._after_commit()
+                return NotificationOutcome(ack, verdict, reason, record)
+            claimed = notification.status
+            signed = type(gw).trust.notification_proves(SignedField.STATUS)
+            if signed and decide(record.status, claimed) in (Decision.APPLY, Decision.REVIEW):
+                # It claims more than the provider confirms, or the opposite of it (a forged
+                # "paid", or one that arrived before the provider's own records caught up).
+                verdict, reason = "rejected", "status_unconfirmed"
+        if verdict == "rejected":
+            self.ledger.append_journal(
+                self._journal(
+                    gateway_name,
+                    record.merchant_reference,
+                    "notification",
+                    "rejected",
+                    reason,
+                    text,
+                )
+            )
+            log.warning(
+                "notification for %s on %s claims %s, not confirmed by inquiry; "
+                "failure reply so the provider retries",
+                record.merchant_reference,
+                gateway_name,
+                notification.status.value,
+            )
+            ack = gw.acknowledge(notification, accepted=False, reason=reason)
+            self._after_commit()
+            return NotificationOutcome(ack, verdict, reason, record)
+        ack = gw.acknowledge(notification)
+        _crash_point("before_ack")
+        self._after_commit()
+        return NotificationOutcome(ack, verdict, reason, record)
+
+    def refuse_notification(
+        self, gateway_name: str, reason: str, body: bytes = b""
+    ) -> NotificationOutcome:
+        """Refuse a notification before reading it (too large, say): journal the refusal and
+        return the provider's failure reply. Nothing else is touched."""
+        gw = self.gateway(gateway_name)
+        # Bounded, and longer than what is kept: _journal cuts where no secret is split.
+        prefix = body[: 4 * self.policy.journal_body_limit].decode("utf-8", "replace")
+        self.ledger.append_journal(
+            self._journal(gateway_name, "", "notification", "rejected", reason, prefix)
+        )
+        try:
+            gw.handle_notification(b"", {})
+        except NotificationRejected as exc:
+            if exc.acknowledgement is not None:
+                return NotificationOutcome(exc.acknowledgement, "rejected", reason)
+        ack = Acknowledgement(400, "text/plain", b"rejected", accepted=False)
+        return NotificationOutcome(ack, "rejected", reason)
+
+    def _mismatch(self, gw: Gateway, record: PaymentRecord, notification: Notification) -> str:
+        """The first way ``notification`` disagrees with the ledger, or ``""``."""
+        trust = type(gw).trust
+        if notification.merchant_id and notification.merchant_id != record.merchant_id:
+            return "merchant_mismatch"
+        for amount in (notification.amount, notification.paid_amount):
+            if amount is not None and amount != record.amount:
+                return "amount_mismatch"
+        if notification.provider_reference != record.provider_reference:
+            if not record.provider_reference and notification.provider_reference:
+                return "adopt"
+            if notification.provider_reference or not trust.notification_proves(
+                SignedField.PROVIDER_REFERENCE
+            ):
+                return "reference_mismatch"
+        return ""
+
+    def _confirm_report(self, gw: Gateway, record: PaymentRecord) -> StatusReport | None:
+        """The provider's answer to an inquiry, or None when it cannot be asked or failed."""
+        if not gw.supports(Capability.INQUIRE) or not record.provider_reference:
+            return None
+        try:
+            return gw.inquire(self.as_payment(record))
+        except GatewayError as exc:
+            log.warning("could not confirm status of %s: %s", record.merchant_reference, exc)
+            return None
+
+    def _adopt_reference(
+        self, gw: Gateway, record: PaymentRecord, notification: Notification
+    ) -> tuple[PaymentRecord, StatusReport | None]:
+        """A notification for an attempt whose create reply was lost carries the provider's
+        transaction id. It is unsigned, so adopt it only if an inquiry with it confirms (the
+        confirming answer is returned, so it is not asked twice)."""
+        if not gw.supports(Capability.INQUIRE):
+            return record, None
+        probe = attrs.evolve(
+            self.as_payment(record), provider_reference=notification.provider_reference
+        )
+        try:
+            report = gw.inquire(probe)
+        except GatewayError as exc:
+            log.warning("could not confirm reference for %s: %s", record.merchant_reference, exc)
+            return record, None
+        probed = attrs.evolve(record, provider_reference=notification.provider_reference)
+        if report.status is not notification.status or self._report_mismatch(probed, report):
+            return record, None
+        assert record.id is not None
+        adopted = self.ledger.set_provider_reference(
+            record.id, notification.provider_reference, expected_version=record.version
+        )
+        return adopted, report
+
+    def check_notification(
+        self, gateway_name: str, body: bytes, headers: Mapping[str, str] | None = None
+    ) -> list[Check]:
+        """Run every check ``handle_notification`` would, without applying anything.
+
+        Stops at the first failing check and names it: ``format``, ``signature``,
+        ``known_payment``, ``merchant``, ``amount``, ``provider_reference``.
+        """
+        gw = self.gateway(gateway_name)
+        try:
+            notification = gw.handle_notification(body, headers or {})
+        except NotificationRejected as exc:
+            name = "signature" if exc.reason == "bad_signature" else "format"
+            return [Check(name, False, exc.message)]
+        checks = [Check("format", True), Check("signature", True)]
+        record = self.ledger.get_payment(gateway_name, notification.merchant_reference)
+        if record is None:
+            return [
+                *checks,
+                Check(
+                    "known_payment",
+                    False,
+                    f"no payment {notification.merchant_reference!r} in the ledger",
+                ),
+            ]
+        checks.append(Check("known_payment", True, notification.merchant_reference))
+        mismatch = self._mismatch(gw, record, notification)
+        for name, reason in (
+            ("merchant", "merchant_mismatch"),
+            ("amount", "amount_mismatch"),
+            ("provider_reference", "reference_mismatch"),
+        ):
+            if mismatch == reason:
+                detail = {
+                    "merchant": f"notification says {notification.merchant_id!r}, "
+                    f"ledger has {record.merchant_id!r}",
+                    "amount": f"notification says {notification.amount or notification.paid_amount}"
+                    f", ledger has {record.amount}",
+                    "provider_reference": "transaction id differs from the ledger's",
+                }[name]
+                return [*checks, Check(name, False, detail)]
+            checks.append(Check(name, True))
+        return checks
+
+    def check_return(self, gateway_name: str, query: Mapping[str, str]) -> list[Check]:
+        """Verify a return URL's query: ``signature`` then ``known_payment``."""
+        gw = self.gateway(gateway_name)
+        try:
+            claimed = gw.handle_return(query, {})
+        except NotificationRejected as exc:
+            name = "signature" if exc.reason == "bad_signature" else "format"
+            return [Check(name, False, exc.message)]
+        record = self.ledger.get_payment(gateway_name, claimed.merchant_reference)
+        return [
+            Check("signature", True),
+            Check(
+                "known_payment",
+                record is not None,
+                claimed.merchant_reference if record else "not in the ledger",
+            ),
+        ]
+
+    def handle_return(
+        self,
+        gateway_name: str,
+        query: Mapping[str, str],
+        headers: Mapping[str, str] | None = None,
+    ) -> ReturnOutcome:
+        """Verify the customer's return and confirm by inquiry. The return itself never
+        changes a status. Raises :class:`~gateway_core.NotificationRejected` when it does
+        not verify."""
+        gw = self.gateway(gateway_name)
+        claimed = gw.handle_return(query, headers or {})
+        record = self.ledger.get_payment(gateway_name, claimed.merchant_reference)
+        self.ledger.append_journal(
+            self._journal(
+                gateway_name,
+                claimed.merchant_reference,
+                "return",
+                "received" if record else "rejected",
+                f"claimed {claimed.status.value}",
+            )
+        )
+        if record is None:
+            return ReturnOutcome(claimed, None)
+        inquired = False
+        if type(gw).trust.return_settles and not record.status.is_final:
+            # This provider signs its returns well enough to settle on them (declared).
+            _verdict, _reason, record = self._apply(
+                record,
+                claimed.status,
+                source="return",
+                event_key=f"{claimed.merchant_reference}:{claimed.provider_status or 'return'}",
+            )
+            self._after_commit()
+            return ReturnOutcome(claimed, record)
+        if (
+            not record.status.is_final
+            and record.provider_reference
+            and gw.supports(Capability.INQUIRE)
+            and self._return_inquiry_due(gateway_name, record.merchant_reference)
+        ):
+            try:
+                record = self._inquire_and_apply(gw, record, source="return")
+                inquired = True
+            except GatewayError as exc:
+                log.warning(
+                    "inquiry after return for %s failed: %s", record.merchant_reference, exc
+                )
+        return ReturnOutcome(claimed, record, inquired)
+
+    def _return_inquiry_due(self, gateway_name: str, merchant_reference: str) -> bool:
+        key = (gateway_name, merchant_reference)
+        now = time.monotonic()
+        with self._lock:
+            last = self._last_return_inquiry.get(key)
+            if last is not None and now - last < self.policy.return_inquiry_interval:
+                return False
+            self._last_return_inquiry[key] = now
+            return True
+
+    def _inquire_and_apply(
+        self, gw: Gateway, record: PaymentRecord, *, source: str
+    ) -> PaymentRecord:
+        report = gw.inquire(self.as_payment(record))
+        return self._apply_report(record, report, source=source)
+
+    def _apply_report(
+        self, record: PaymentRecord, report: StatusReport, *, source: str
+    ) -> PaymentRecord:
+        """Check the provider's answer against the ledger like a notification (a mismatch is
+        a review, never a transition), then apply it."""
+        if report.status is _S.UNKNOWN:
+            return record
+        mismatch = self._report_mismatch(record, report)
+        if mismatch:
+            code = report.provider_status or report.status.value
+            self._review(record, mismatch, f"{record.merchant_reference}:{code}", source, "")
+            self._after_commit()
+            return record
+        code = report.provider_status or report.status.value
+        _verdict, _reason, record = self._apply(
+            record,
+            report.status,
+            source=source,
+            event_key=f"{record.merchant_reference}:{code}",
+        )
+        self._after_commit()
+        return record
+
+    def inquire(self, gateway_name: str, merchant_reference: str) -> PaymentRecord:
+        """Ask the provider for the payment's status and apply the answer."""
+        gw = self.gateway(gateway_name)
+        record = self.payment(gateway_name, merchant_reference)
+        if not record.provider_reference:
+            return record
+        return self._inquire_and_apply(gw, record, source="inquiry")
+
+    def cancel(self, gateway_name: str, merchant_reference: str, reason: str = "") -> PaymentRecord:
+        """Cancel an unpaid payment at the provider and apply the answer."""
+        gw = self.gateway(gateway_name)
+        record = self.payment(gateway_name, merchant_reference)
+        report = gw.cancel(self.as_payment(record), reason or "cancelled by merchant")
+        return self._apply_report(record, report, source="cancel")
