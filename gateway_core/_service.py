@@ -46,7 +46,7 @@ from gateway_core._models import (
     PaymentStatus,
 )
 from gateway_core._redact import get_logger
-from gateway_core._service_core import CRASH_ENV, ServiceCore, order_receipt
+from gateway_core._service_core import ServiceCore, order_receipt
 from gateway_core._service_inbound import InboundService
 from gateway_core._service_reconcile import ReconcilingService
 from gateway_core._service_types import (
@@ -65,7 +65,6 @@ from gateway_core.ledger import (
 )
 
 __all__ = [
-    "CRASH_ENV",
     "Check",
     "DeliveryReport",
     "NotificationOutcome",

@@ -10,8 +10,6 @@ parts; :mod:`gateway_core._service` says the rules.
 
 from __future__ import annotations
 
-import os
-import signal
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -45,15 +43,6 @@ from gateway_core.ledger import (
 log = get_logger("gateway_core._service")
 
 _S = PaymentStatus
-#: Environment variable naming a point where the process kills itself (crash-recovery tests).
-CRASH_ENV = "GATEWAY_CRASH_AT"
-
-
-def _crash_point(name: str) -> None:
-    if os.environ.get(CRASH_ENV) == name:
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -238,7 +227,6 @@ class ServiceCore:
                 ),
             )
             if result is ApplyResult.APPLIED:
-                _crash_point("after_commit")
                 fresh = self.ledger.get_payment_by_id(record.id)
                 return "applied", "", fresh or record
             fresh = self.ledger.get_payment_by_id(record.id)
@@ -342,7 +330,6 @@ class ServiceCore:
                     "hook for %s failed; will retry: %s", event.event_id, type(exc).__name__
                 )
                 continue
-            _crash_point("after_hook")
             self.ledger.mark_delivered(event.event_id, at=self._clock())
             delivered += 1
         return DeliveryReport(delivered, failed)

@@ -27,7 +27,7 @@ from gateway_core._models import (
     StatusReport,
 )
 from gateway_core._redact import get_logger
-from gateway_core._service_core import ServiceCore, _crash_point
+from gateway_core._service_core import ServiceCore
 from gateway_core._service_types import Check, NotificationOutcome, ReturnOutcome
 from gateway_core._state import Decision, decide
 from gateway_core.ledger import (
@@ -106,7 +106,6 @@ class InboundService(ServiceCore):
             body=text,
         )
         ack = gw.acknowledge(notification)
-        _crash_point("before_ack")
         # Also after a duplicate: a worker that died after its commit left events to deliver.
         self._after_commit()
         return NotificationOutcome(ack, verdict, reason, record)
@@ -185,7 +184,6 @@ class InboundService(ServiceCore):
             self._after_commit()
             return NotificationOutcome(ack, verdict, reason, record)
         ack = gw.acknowledge(notification)
-        _crash_point("before_ack")
         self._after_commit()
         return NotificationOutcome(ack, verdict, reason, record)
 

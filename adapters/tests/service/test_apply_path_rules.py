@@ -24,6 +24,7 @@ from test_scenarios_support import (
 )
 
 from gateway_core import (
+    Capability,
     EventKind,
     GatewayError,
     Money,
@@ -88,6 +89,9 @@ class _RacedLedger:
 
     def get_payment_by_id(self, *args: Any, **kwargs: Any) -> Any:
         return self._read("get_payment_by_id", *args, **kwargs)
+
+    def payments_to_reconcile(self, *args: Any, **kwargs: Any) -> Any:
+        return self._read("payments_to_reconcile", *args, **kwargs)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
@@ -404,11 +408,22 @@ def test_reconcile_reports_each_outcome_once_and_paces_its_inquiries(sqlite_stac
     reversed_bill = _settled_quietly(stack, "ORDER-C", "pay", "reverse")
     unknown = _lost_create(stack, "ORDER-D")
     pauses: list[float] = []
+    seen: list[tuple[str, str]] = []
 
-    report = _service(stack, sleep=pauses.append).reconcile()
+    report = _service(stack, sleep=pauses.append).reconcile(
+        progress=lambda r, verdict: seen.append((r.merchant_reference, verdict))
+    )
 
     actual, expected = _counts(report, examined=4, changed=1, unchanged=2, waiting=1, reviews=1)
     assert actual == expected
+    assert sorted(seen) == sorted(
+        [
+            (paid, "changed"),
+            (waiting_at_provider, "duplicate"),
+            (reversed_bill, "review"),
+            (unknown, "waiting"),
+        ]
+    )
     assert pauses == [0.1, 0.1]  # between the three inquiries, not before the first
     assert stack.record(paid).status is S.PAID
     assert stack.record(waiting_at_provider).status is S.PENDING
@@ -417,19 +432,59 @@ def test_reconcile_reports_each_outcome_once_and_paces_its_inquiries(sqlite_stac
     assert stack.record(unknown).status is S.UNKNOWN
 
 
-def test_reconcile_counts_a_failed_inquiry_as_an_error_and_changes_nothing(
+def test_reconcile_counts_each_failed_inquiry_as_an_error_and_changes_nothing(
     sqlite_stack: Any,
 ) -> None:
-    """Plan R-AP-11: the provider cannot answer (HTTP 503 on every try)."""
+    """Plan R-AP-11: the provider cannot answer (HTTP 503 on every try): each payment is
+    counted and reported as an error, the pass goes on to the next, and with
+    ``min_interval=0`` it never pauses."""
     stack = sqlite_stack
-    bill_no = _settled_quietly(stack, "ORDER-E", "pay")
-    stack.emulator.add_fault("inquiry", "http_5xx", count=10)
+    bills = [_settled_quietly(stack, order, "pay") for order in ("ORDER-E1", "ORDER-E2")]
+    stack.emulator.add_fault("inquiry", "http_5xx", count=20)
+    seen: list[tuple[str, str]] = []
+    pauses: list[float] = []
 
-    report = _service(stack).reconcile(min_interval=0)
+    report = _service(stack, sleep=pauses.append).reconcile(
+        min_interval=0, progress=lambda r, verdict: seen.append((r.merchant_reference, verdict))
+    )
 
-    actual, expected = _counts(report, examined=1, errors=1)
+    actual, expected = _counts(report, examined=2, errors=2)
     assert actual == expected
-    assert stack.record(bill_no).status is S.PENDING
+    assert seen == [(bill, "error") for bill in bills]
+    assert pauses == []
+    assert [stack.record(bill).status for bill in bills] == [S.PENDING, S.PENDING]
+
+
+class _CannotInquire:
+    """The stack's gateway, declaring no ``inquire`` capability."""
+
+    def __init__(self, real: Any) -> None:
+        self._real = real
+        self.trust = type(real).trust
+
+    def supports(self, capability: Capability) -> bool:
+        return capability is not Capability.INQUIRE and bool(self._real.supports(capability))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+
+def test_reconcile_leaves_payments_of_a_gateway_that_cannot_inquire_waiting(
+    sqlite_stack: Any,
+) -> None:
+    """Plan R-AP-11b: without an inquiry there is nothing to reconcile with: every payment is
+    counted as waiting, and no request is sent."""
+    stack = sqlite_stack
+    bills = [_settled_quietly(stack, order, "pay") for order in ("ORDER-W1", "ORDER-W2")]
+    worker = _service(stack)
+    worker.gateways = {stack.gateway_name: _CannotInquire(stack.service.gateways["dana"])}
+    before = _inquiries(stack)
+
+    actual, expected = _counts(worker.reconcile(min_interval=0), examined=2, waiting=2)
+
+    assert actual == expected
+    assert _inquiries(stack) == before
+    assert [stack.record(bill).status for bill in bills] == [S.PENDING, S.PENDING]
 
 
 def test_reconcile_leaves_payments_younger_than_the_grace_alone(sqlite_stack: Any) -> None:
@@ -444,7 +499,13 @@ def test_reconcile_leaves_payments_younger_than_the_grace_alone(sqlite_stack: An
     assert worker.reconcile(min_interval=0, grace=timedelta(0)).changed == 1
 
 
-def _stale_unknown(stack: Any, gateway: str, reference: str, updated_at: datetime) -> None:
+def _stale_unknown(
+    stack: Any,
+    gateway: str,
+    reference: str,
+    updated_at: datetime,
+    expires_at: datetime | None = None,
+) -> None:
     stack.ledger.insert_payment(
         PaymentRecord(
             id=None,
@@ -458,7 +519,7 @@ def _stale_unknown(stack: Any, gateway: str, reference: str, updated_at: datetim
             merchant_id="99999",
             attempt=1,
             superseded=False,
-            expires_at=None,
+            expires_at=expires_at,
             created_at=updated_at,
             updated_at=updated_at,
             version=0,
@@ -475,14 +536,38 @@ def test_reconcile_examines_only_the_named_and_configured_gateways(sqlite_stack:
     _stale_unknown(stack, stack.gateway_name, "OLD-2", hour_ago)
     worker = _service(stack)
 
-    every = _counts(worker.reconcile(min_interval=0), examined=1, waiting=1)
-    assert every[0] == every[1]
-    elsewhere = _counts(worker.reconcile(min_interval=0, gateway_names=["elsewhere"]))
-    assert elsewhere[0] == elsewhere[1]
-    named = _counts(
-        worker.reconcile(min_interval=0, gateway_names=[stack.gateway_name]), examined=1, waiting=1
-    )
-    assert named[0] == named[1]
+    every = worker.reconcile(min_interval=0)
+    actual, expected = _counts(every, examined=1, waiting=1)
+    assert actual == expected
+    assert (every.unconfigured, every.unconfigured_gateways) == (1, ("retired",))
+    elsewhere = worker.reconcile(min_interval=0, gateway_names=["elsewhere"])
+    actual, expected = _counts(elsewhere)
+    assert actual == expected
+    assert (elsewhere.unconfigured, elsewhere.unconfigured_gateways) == (0, ())
+    named = worker.reconcile(min_interval=0, gateway_names=[stack.gateway_name])
+    actual, expected = _counts(named, examined=1, waiting=1)
+    assert actual == expected
+    assert named.unconfigured == 0
+    retired = worker.reconcile(min_interval=0, gateway_names=["retired"])
+    assert (retired.examined, retired.unconfigured) == (0, 1)
+
+
+def test_reconcile_takes_the_least_recently_examined_payments_first(sqlite_stack: Any) -> None:
+    """Plan R-AP-13b: with a limit of one, two passes examine two different payments (each
+    pass stamps what it examined), then the first again."""
+    stack = sqlite_stack
+    hour_ago = datetime.now(UTC) - timedelta(hours=1)
+    _stale_unknown(stack, stack.gateway_name, "OLD-A", hour_ago - timedelta(minutes=1))
+    _stale_unknown(stack, stack.gateway_name, "OLD-B", hour_ago)
+    seen: list[str] = []
+    passes = [datetime.now(UTC) + timedelta(seconds=n) for n in range(3)]
+
+    for at in passes:
+        _service(stack, clock=lambda at=at: at).reconcile(
+            limit=1, min_interval=0, progress=lambda r, _verdict: seen.append(r.merchant_reference)
+        )
+
+    assert seen == ["OLD-A", "OLD-B", "OLD-A"]
 
 
 def test_reconcile_examines_at_most_a_hundred_payments_by_default(sqlite_stack: Any) -> None:
@@ -668,3 +753,122 @@ def test_a_notification_understating_the_provider_status_applies_the_inquiry_ans
     (paid,) = paid_transitions(stack, record)
     assert (paid.source, paid.event_key) == ("inquiry", f"{bill_no}:2")
     assert effects(stack, ORDER, EventKind.PAID) == 1
+
+
+def _foreign_merchant_record(stack: Any, reference: str) -> None:
+    """A real bill at the provider, which the ledger holds under merchant id 88888."""
+    gw = stack.service.gateways[stack.gateway_name]
+    now = datetime.now(UTC)
+    expires_at = now + timedelta(hours=1)
+    created = gw.create(
+        attrs.evolve(
+            stack.request(reference),
+            merchant_reference=reference,
+            expires_at=expires_at,
+            created_at=now,
+        )
+    )
+    stack.ledger.insert_payment(
+        PaymentRecord(
+            id=None,
+            gateway=stack.gateway_name,
+            provider="faspay_dana",
+            order_reference=reference,
+            merchant_reference=reference,
+            provider_reference=created.provider_reference,
+            status=S.PENDING,
+            amount=Money("2000", "IDR"),
+            merchant_id="88888",
+            attempt=1,
+            superseded=False,
+            expires_at=expires_at,
+            created_at=now,
+            updated_at=now,
+            version=0,
+        )
+    )
+
+
+def test_reconcile_reviews_an_inquiry_answer_that_disagrees_with_the_ledger(
+    sqlite_stack: Any,
+) -> None:
+    """Plan R-AP-21: reconciliation asks about a payment and the answer is for another
+    merchant than the ledger's: a review keyed by the payment and the provider's status code,
+    journalled as reconciliation's, and never a transition."""
+    stack = sqlite_stack
+    bills = ("ORDER-RULES-R1", "ORDER-RULES-R2")
+    for bill_no in bills:
+        _foreign_merchant_record(stack, bill_no)
+        stack.emulator.add_fault("notification", "drop", bill_no=bill_no)
+        stack.emulator.pay(bill_no)
+    stack.wait()
+    seen: list[tuple[str, str]] = []
+
+    report = _service(stack).reconcile(
+        min_interval=0, progress=lambda r, verdict: seen.append((r.merchant_reference, verdict))
+    )
+
+    actual, expected = _counts(report, examined=2, unchanged=2, reviews=2)
+    assert actual == expected
+    assert sorted(seen) == [(bill_no, "review") for bill_no in bills]
+    for bill_no in bills:
+        record = stack.record(bill_no)
+        assert record.status is S.PENDING
+        (review,) = [e.event_id for e in stack.ledger.outbox(record.id)]
+        assert review.endswith(f":merchant_mismatch:{bill_no}:2")
+    entries = journal(stack, "reconcile")
+    assert [(e.verdict, e.reason, e.body) for e in entries] == [
+        ("review", "merchant_mismatch", "")  # nothing was received to keep
+    ] * 2
+
+
+def test_reconcile_expiring_an_unknown_attempt_that_was_just_paid_reviews_instead(
+    sqlite_stack: Any, other_worker: Ledger
+) -> None:
+    """Plan R-AP-22: reconciliation picks an unknown attempt past its expiry and margin;
+    before it writes ``expired`` another worker confirms it paid. The compare-and-set loses,
+    ``expired`` after ``paid`` is a review, and the pass counts it unchanged."""
+    stack = sqlite_stack
+    bill_no = _lost_create(stack)
+    unknown = stack.record(bill_no)
+    assert unknown.expires_at is not None
+    raced = _RacedLedger(stack.ledger, lambda: _commit(other_worker, unknown, S.PAID))
+    seen: list[tuple[str, str]] = []
+    worker = _service(stack, ledger=raced, clock=lambda: unknown.expires_at + MARGIN)
+
+    report = worker.reconcile(min_interval=0, progress=lambda r, v: seen.append((r.status, v)))
+
+    actual, expected = _counts(report, examined=1, unchanged=1)
+    assert actual == expected
+    assert seen == [(S.PAID, "review")]
+    record = stack.record(bill_no)
+    assert record.status is S.PAID
+    assert outbox_reviews(stack, record) == ["expired_after_paid"]
+
+
+def test_reconcile_settles_every_expired_unknown_attempt_and_reports_each(
+    sqlite_stack: Any,
+) -> None:
+    """Plan R-AP-23: two unknown attempts past expiry and margin, two with no expiry: two
+    changed, two waiting, each reported to ``progress`` with what happened to it."""
+    stack = sqlite_stack
+    long_ago = datetime.now(UTC) - timedelta(days=1)
+    for reference in ("OLD-E1", "OLD-E2"):
+        _stale_unknown(stack, stack.gateway_name, reference, long_ago, expires_at=long_ago)
+    for reference in ("OLD-W1", "OLD-W2"):
+        _stale_unknown(stack, stack.gateway_name, reference, long_ago)
+    seen: list[tuple[str, str]] = []
+
+    report = _service(stack).reconcile(
+        min_interval=0, progress=lambda r, v: seen.append((r.merchant_reference, v))
+    )
+
+    actual, expected = _counts(report, examined=4, changed=2, waiting=2)
+    assert actual == expected
+    assert sorted(seen) == [
+        ("OLD-E1", "applied"),
+        ("OLD-E2", "applied"),
+        ("OLD-W1", "waiting"),
+        ("OLD-W2", "waiting"),
+    ]
+    assert [stack.record(r).status for r in ("OLD-E1", "OLD-E2")] == [S.EXPIRED, S.EXPIRED]

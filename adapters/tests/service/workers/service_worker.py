@@ -25,13 +25,16 @@ Usage: ``python service_worker.py SPEC.json``. The spec (JSON) names:
     when a positive number N, then deliver the outbox N events at a time until a pass finds
     nothing due (several workers draining one outbox contend for the claims).
 
-``GATEWAY_CRASH_AT`` (set by the parent) makes the service SIGKILL this process at a point.
+``GATEWAY_CRASH_AT`` (set by the parent) makes this process SIGKILL itself at a point, the way
+a power cut would: the worker wraps the service's ledger (:class:`CrashingLedger`); production
+code has no crash hooks.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import time
 from typing import Any
@@ -39,7 +42,7 @@ from typing import Any
 from gateway_core import Settings
 from gateway_core._events import PaymentEvent
 from gateway_core._runtime import build_runtime
-from gateway_core.ledger import OutboxEvent
+from gateway_core.ledger import ApplyResult, OutboxEvent
 from gateway_core.testing import HookRecorder
 
 
@@ -69,6 +72,48 @@ class FileRecorder(HookRecorder):
             os.fsync(log.fileno())
 
 
+class CrashingLedger:
+    """The service's ledger, with a SIGKILL at one point:
+
+    ``after_commit``
+        right after a status transition commits (before the service reads it back);
+    ``before_ack``
+        after that commit, when the service turns to the outbox, before any reply leaves;
+    ``after_hook``
+        after the order system's hook ran, before its delivery is marked.
+    """
+
+    def __init__(self, inner: Any, point: str) -> None:
+        self._inner = inner
+        self._point = point
+        self._committed = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    @staticmethod
+    def _die() -> None:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    def apply_transition(self, *args: Any, **kwargs: Any) -> Any:
+        result = self._inner.apply_transition(*args, **kwargs)
+        if result is ApplyResult.APPLIED:
+            if self._point == "after_commit":
+                self._die()
+            self._committed = True
+        return result
+
+    def claim_events(self, *args: Any, **kwargs: Any) -> Any:
+        if self._point == "before_ack" and self._committed:
+            self._die()
+        return self._inner.claim_events(*args, **kwargs)
+
+    def mark_delivered(self, *args: Any, **kwargs: Any) -> Any:
+        if self._point == "after_hook":
+            self._die()
+        return self._inner.mark_delivered(*args, **kwargs)
+
+
 def main(argv: list[str]) -> int:
     with open(argv[1], encoding="utf-8") as file:
         spec: dict[str, Any] = json.load(file)
@@ -77,6 +122,9 @@ def main(argv: list[str]) -> int:
     runtime = build_runtime(settings, plugins=[recorder], environ={})
     try:
         service = runtime.service
+        crash_at = os.environ.get("GATEWAY_CRASH_AT")
+        if crash_at:
+            service.ledger = CrashingLedger(service.ledger, crash_at)
         bodies = [
             (b["gateway"], b["body"].encode("utf-8"))
             if isinstance(b, dict)
