@@ -55,7 +55,12 @@ from gateway_core._models import (
     TrustDeclaration,
 )
 from gateway_core._plugins import Hooks, PluginHost
-from gateway_core._redact import get_logger, redact_text, register_secret
+from gateway_core._redact import (
+    get_logger,
+    redact_text,
+    register_secret,
+    register_secret_pattern,
+)
 from gateway_core._registry import ProviderInfo, ProviderRegistry
 from gateway_core._transport import HttpRequest, HttpResponse, MockTransport, Transport
 from gateway_core.hookspecs import hookimpl
@@ -175,4 +180,5 @@ __all__ = [
     "hookimpl",
     "redact_text",
     "register_secret",
+    "register_secret_pattern",
 ]

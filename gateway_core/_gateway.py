@@ -169,6 +169,13 @@ class Gateway(abc.ABC):
         payment service's policy decides)."""
         return None
 
+    @property
+    def default_currency(self) -> str | None:
+        """The ISO 4217 code tools use when an amount is given without a currency
+        (``gateway create``, ``gateway demo``): a provider that takes one currency only says
+        which. None (the default): the caller must name the currency."""
+        return None
+
     def inquire(self, payment: Payment) -> StatusReport:
         """Ask the provider for the payment's current status (capability ``INQUIRE``)."""
         raise UnsupportedOperation(f"{self.name} cannot inquire", provider=self.name)

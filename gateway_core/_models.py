@@ -379,8 +379,9 @@ class Notification:
 
     ``event_key`` is stable for the same provider event (for example ``bill:status``), so a
     duplicate delivery has the same key. ``fields`` holds the provider's other fields
-    (unsigned; kept out of ``repr``). ``body_format`` is the wire format the provider used
-    (``"json"`` or ``"xml"``), which the acknowledgement must match.
+    (unsigned; kept out of ``repr``). ``body_format`` is the plugin's own label for the wire
+    format the provider used (``"json"``, ``"xml"``), for an acknowledgement that must match
+    it; the core never reads it.
     """
 
     provider: str

@@ -3,7 +3,9 @@
 Two layers. Code logs only fields it has chosen (an allow-list by habit), and every logger
 made by :func:`get_logger` carries a :class:`RedactingFilter` that scrubs, as a last line,
 registered secret values, anything shaped like a hex signature, e-mail addresses, phone
-numbers and the query of URLs, from both the message and its arguments.
+numbers in international form and the query of URLs, from both the message and its
+arguments, and whatever the patterns that provider plugins contribute match (a national phone
+format, a path segment that carries a signature: see :func:`register_pattern`).
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ _HEX_SIGNATURE = re.compile(r"(?<![0-9A-Fa-f])[0-9A-Fa-f]{32,128}(?![0-9A-Fa-f])
 # Anchored at the start of the local part: unanchored, a long run of word characters with no
 # "@" makes the engine retry from every position (quadratic; a forged body could exploit it).
 _EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+# E.164: "+" and 8 to 15 digits. National formats are the provider plugins' to contribute.
 # The lookahead first lets the engine skip to a possible first character; a lookbehind first
 # was tried at every position (16 KiB of spaces cost 3x junk).
-_PHONE = re.compile(r"(?=[+068])(?<![\w.:/-])\+?(?:62|0)?8\d{7,13}(?![\w])")
+_PHONE = re.compile(r"(?=\+)(?<![\w.:/+-])\+\d{8,15}(?![\w])")
 # A URL query is found in two linear steps. A run of URL characters ending in "?" is matched
 # only from the run's start (the lookbehind) and possessively, so a failed run is scanned
 # once; the scheme is then looked for inside that run. One regex for the whole shape retried
@@ -29,7 +32,6 @@ _PHONE = re.compile(r"(?=[+068])(?<![\w.:/-])\+?(?:62|0)?8\d{7,13}(?![\w])")
 _RUN_TO_QUERY = re.compile(r"(?<![^\s?#'\"])[^\s?#'\"]++\?")
 _SCHEME = re.compile(r"https?://(?=.)", re.DOTALL)
 _QUERY = re.compile(r"[^\s'\"]*+")
-_PATH_SIGNATURE = re.compile(r"(/pws/\d+/\d+/)[^\s/?'\"]+")
 # Every C0 control character but TAB, and DEL; escaped a run at a time (one call per run,
 # not per character: 16 KiB of newlines must cost no more than other junk).
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]+")
@@ -100,18 +102,90 @@ def register_secret(*values: str) -> None:
     _SECRETS.add(values)
 
 
+#: A contributed pattern with a group of this name has only that group redacted (the rest of
+#: the match, a path prefix say, stays readable).
+SECRET_GROUP = "secret"  # noqa: S105 - a regex group name
+
+
+class _PatternBook:
+    """Process-wide, append-only tuple of patterns contributed by provider plugins."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._patterns: tuple[re.Pattern[str], ...] = ()
+
+    def add(self, patterns: Iterable[str | re.Pattern[str]]) -> None:
+        compiled = [_compile_pattern(p) for p in patterns]
+        with self._lock:
+            known = {(p.pattern, p.flags) for p in self._patterns}
+            for pattern in compiled:
+                if (pattern.pattern, pattern.flags) not in known:
+                    known.add((pattern.pattern, pattern.flags))
+                    self._patterns = (*self._patterns, pattern)
+
+    @property
+    def patterns(self) -> tuple[re.Pattern[str], ...]:
+        return self._patterns
+
+    def scrub(self, text: str) -> str:
+        for pattern in self._patterns:
+            text = pattern.sub(_redact_match, text)
+        return text
+
+
+def _compile_pattern(pattern: str | re.Pattern[str]) -> re.Pattern[str]:
+    compiled = pattern if isinstance(pattern, re.Pattern) else re.compile(pattern)
+    if not isinstance(compiled.pattern, str):
+        raise ValueError(f"redaction pattern {compiled.pattern!r} must be a str pattern")
+    if compiled.fullmatch("") is not None:
+        raise ValueError(f"redaction pattern {compiled.pattern!r} matches the empty string")
+    return compiled
+
+
+def _redact_match(match: re.Match[str]) -> str:
+    if SECRET_GROUP not in match.re.groupindex:
+        return REDACTED
+    start, end = match.span(SECRET_GROUP)
+    if start < 0:
+        return REDACTED
+    whole = match.group()
+    offset = match.start()
+    return whole[: start - offset] + REDACTED + whole[end - offset :]
+
+
+_PATTERNS = _PatternBook()
+
+
+def register_secret_pattern(*patterns: str | re.Pattern[str]) -> None:
+    """Declare regular expressions whose matches must never be logged (process-wide).
+
+    A provider plugin contributes the shapes only it knows (a national phone format, a URL
+    path segment carrying a signature) through ``registry.add_redaction(...)`` in its
+    registration hook, which calls this. Every match is replaced by ``[redacted]``; when the
+    pattern has a group named ``secret``, only that group is. Registering a pattern twice is
+    harmless. ``ValueError`` for a pattern that matches the empty string.
+
+    Redaction runs on attacker-controlled text (notification bodies), so a pattern must run
+    in linear time: start it with a lookahead on its first character, bound every repetition
+    and nest no quantifiers. What it redacts should be made of ``[\\w.+@-]`` characters (or
+    follow a kept prefix), so that a cut excerpt never leaves a part of it behind.
+    """
+    _PATTERNS.add(patterns)
+
+
 def redact_text(text: str) -> str:
-    """Scrub a free-form string: registered secrets, signatures, e-mails, phones, URL queries.
+    """Scrub a free-form string: registered secrets, signatures, e-mails, phones, URL queries,
+    and matches of the patterns provider plugins registered.
 
     CR, LF and other control characters are escaped so attacker-controlled fields cannot forge
     log lines.
     """
     text = _SECRETS.scrub(text)
     text = _scrub_url_queries(text)
-    text = _PATH_SIGNATURE.sub(lambda m: m.group(1) + REDACTED, text)
     text = _HEX_SIGNATURE.sub(REDACTED, text)
     text = _EMAIL.sub(REDACTED, text)
     text = _PHONE.sub(REDACTED, text)
+    text = _PATTERNS.scrub(text)
     return _CONTROL.sub(_escape_controls, text)
 
 

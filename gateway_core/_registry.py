@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import re
 from collections.abc import Iterator
 
 import attrs
@@ -10,6 +11,7 @@ import attrs
 from gateway_core._exceptions import PluginError
 from gateway_core._gateway import REQUIRED_CAPABILITIES, Gateway
 from gateway_core._models import Capability, TrustDeclaration
+from gateway_core._redact import register_secret_pattern
 
 
 def _validate(gateway_class: object, label: str) -> type[Gateway]:
@@ -140,6 +142,25 @@ class ProviderRegistry:
                 plugin=label,
             )
         self._providers[info.name] = info
+
+    def add_redaction(self, *patterns: str | re.Pattern[str]) -> None:
+        """Contribute regular expressions whose matches are scrubbed from every log line,
+        error and journal entry, from now on and for the whole process (see
+        :func:`gateway_core.register_secret_pattern` for the rules a pattern must follow).
+
+        For the provider-specific shapes the core cannot know: a national phone format, a URL
+        path segment that carries a signature. Call it from ``gateway_register_providers``, so
+        the patterns are active as soon as the plugin is loaded, before its gateway class is
+        imported. A pattern that does not compile or matches the empty string is a
+        :class:`~gateway_core.PluginError` naming the plugin.
+        """
+        label = self._current[0] or "<direct>"
+        try:
+            register_secret_pattern(*patterns)
+        except (re.error, ValueError, TypeError) as exc:
+            raise PluginError(
+                f"plugin {label!r} contributed a bad redaction pattern: {exc}", plugin=label
+            ) from exc
 
     def get(self, name: str) -> ProviderInfo:
         """The provider called ``name``; :class:`~gateway_core.ConfigurationError` if absent."""

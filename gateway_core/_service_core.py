@@ -43,6 +43,8 @@ from gateway_core.ledger import (
 log = get_logger("gateway_core._service")
 
 _S = PaymentStatus
+
+
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 

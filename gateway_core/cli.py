@@ -327,8 +327,11 @@ def _cancel(args: argparse.Namespace, out: TextIO) -> int:
 def _create(args: argparse.Namespace, out: TextIO) -> int:
     with _runtime(args) as rt:
         gateway = args.gateway or _only_gateway(rt)
+        currency = args.currency or rt.service.gateway(gateway).default_currency
+        if not currency:
+            raise CommandError(f"gateway {gateway!r} has no default currency: pass --currency")
         try:
-            amount = Money(args.amount, args.currency)
+            amount = Money(args.amount, currency)
         except (TypeError, ValueError) as exc:
             raise CommandError(f"bad amount: {exc}") from None
         request = PaymentRequest(
@@ -409,6 +412,7 @@ def _demo(args: argparse.Namespace, out: TextIO) -> int:
         duplicate_notifications=args.duplicate_notifications,
         drop_notifications=args.drop_notifications,
         amount=args.amount,
+        currency=args.currency,
         keep_ledger=args.keep_ledger,
     )
     result = run_demo(options, out=None if args.json else out)
@@ -478,7 +482,10 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="the emulator never delivers notifications; reconcile settles the payment",
     )
-    p.add_argument("--amount", default="2000", help="amount in IDR (default 2000)")
+    p.add_argument("--amount", default="2000", help="decimal amount (default 2000)")
+    p.add_argument(
+        "--currency", default="", help="ISO 4217 code (default: the provider's, if it has one)"
+    )
     p.add_argument("--keep-ledger", action="store_true", help="keep the throwaway SQLite file")
 
     p = add("serve", "serve the notification and return endpoints with waitress")
@@ -509,7 +516,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gateway", help="configured gateway name (default: the only one)")
     p.add_argument("--order", required=True, help="order reference")
     p.add_argument("--amount", required=True, help="decimal amount, e.g. 2000")
-    p.add_argument("--currency", default="IDR")
+    p.add_argument(
+        "--currency", default="", help="ISO 4217 code (default: the provider's, if it has one)"
+    )
     p.add_argument("--description", default="Order payment")
     p.add_argument("--customer-name", default="Customer")
     p.add_argument("--email", default="")
@@ -552,7 +561,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("kind", choices=["notification", "return"])
     p.add_argument("source", help="notification: a file (or -); return: the full return URL")
     p.add_argument("--gateway", help="configured gateway name (default: the only one)")
-    p = add("emulator", "run a provider's local emulator (e.g. `gateway emulator faspay_dana`)")
+    p = add("emulator", "run a provider's local emulator (`gateway emulator <provider> ...`)")
     p.add_argument("provider", help="installed provider name")
     p.add_argument("emulator_args", nargs=argparse.REMAINDER, help="options passed to the emulator")
     return parser

@@ -45,7 +45,8 @@ class DemoOptions:
     duplicate_notifications: int = 0
     drop_notifications: bool = False
     amount: str = "2000"
-    currency: str = "IDR"
+    #: ISO 4217 code; empty: the provider's ``default_currency`` (an error if it has none).
+    currency: str = ""
     keep_ledger: bool = False
     notification_timeout: float = 15.0
 
@@ -189,8 +190,11 @@ def run_demo(options: DemoOptions, *, out: TextIO | None) -> dict[str, Any]:
                 f"{faults.duplicate_notifications} extra times"
             )
 
+        currency = options.currency or service.gateway(GATEWAY_NAME).default_currency
+        if not currency:
+            raise GatewayError(f"provider {provider!r} has no default currency: pass a currency")
         order = f"DEMO-{int(time.time())}"
-        amount = Money(options.amount, options.currency)
+        amount = Money(options.amount, currency)
         request = PaymentRequest(
             order_reference=order,
             amount=amount,

@@ -16,6 +16,10 @@ A provider plugin proves it honours the core's contract by subclassing
         def signed_return(self, gateway, *, merchant_reference, status):
             return {...}            # the return URL's query
 
+The three are required (a ``Test*`` subclass without them is a ``TypeError``): the kit
+knows no provider's wire format, so every message it feeds the gateway comes from the plugin
+under test. ``malformed_notifications`` may add near misses in the provider's own format.
+
 The suite checks: a signed notification and return round-trip; a forged or garbage one is
 rejected with a provider-format failure reply and no other exception; acknowledgements have
 the promised shape; declared capabilities match the implemented methods; secrets never reach
@@ -32,6 +36,7 @@ import pytest
 
 from gateway_core._events import EventKind, PaymentEvent
 from gateway_core._exceptions import NotificationRejected
+from gateway_core._fake_gateway import FakeGateway
 from gateway_core._gateway import REQUIRED_CAPABILITIES, Gateway
 from gateway_core._models import (
     Acknowledgement,
@@ -43,7 +48,14 @@ from gateway_core._models import (
 from gateway_core._transport import HttpRequest, HttpResponse, MockTransport
 from gateway_core.hookspecs import hookimpl
 
-__all__ = ["GatewayConformance", "HookRecorder", "HttpRequest", "HttpResponse", "MockTransport"]
+__all__ = [
+    "FakeGateway",
+    "GatewayConformance",
+    "HookRecorder",
+    "HttpRequest",
+    "HttpResponse",
+    "MockTransport",
+]
 
 
 class HookRecorder:
@@ -116,10 +128,15 @@ _GARBAGE: tuple[bytes, ...] = (
     b"[]",
     b"null",
     b'{"signature": ["a"]}',
-    b"<faspay><bill_no>1</bill_no>",
+    b"<notification><reference>1</reference>",
     b"<?xml version='1.0'?><!DOCTYPE x [<!ENTITY a 'aaaa'>]><x>&a;</x>",
     b"A" * 100_000,
 )
+
+
+#: What a ``Test*`` subclass of :class:`GatewayConformance` must implement: the kit holds no
+#: provider's sample inputs, every message it feeds the gateway comes from the plugin under test.
+_REQUIRED_HOOKS = ("make_gateway", "signed_notification", "signed_return")
 
 
 class GatewayConformance:
@@ -128,6 +145,18 @@ class GatewayConformance:
     #: A status the provider can notify, used for the round-trip checks.
     notified_status: PaymentStatus = PaymentStatus.PAID
     merchant_reference: str = "CONFORMANCE-1"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if not cls.__name__.startswith("Test"):
+            return  # an intermediate base class of the plugin's own
+        missing = [
+            name
+            for name in _REQUIRED_HOOKS
+            if getattr(cls, name) is getattr(GatewayConformance, name)
+        ]
+        if missing:
+            raise TypeError(f"{cls.__qualname__} must implement {', '.join(missing)}")
 
     def make_gateway(self) -> Gateway:
         """A configured gateway (with a mock transport; no network is needed)."""
@@ -151,6 +180,11 @@ class GatewayConformance:
 
     def secret_values(self, gateway: Gateway) -> list[str]:
         """Values that must never show in ``repr`` (default: none known)."""
+        return []
+
+    def malformed_notifications(self, gateway: Gateway) -> list[bytes]:
+        """Near misses in the provider's own format (a truncated body, a missing field),
+        checked like the kit's generic garbage; default none."""
         return []
 
     # -- helpers -------------------------------------------------------------------------
@@ -186,6 +220,10 @@ class GatewayConformance:
                 f"{cls.__name__} declares {capability.value}={capability in cls.capabilities} "
                 f"but {'implements' if implemented else 'does not implement'} {method}()"
             )
+
+    def test_default_currency_is_none_or_an_iso_code(self, gateway: Gateway) -> None:
+        currency = gateway.default_currency
+        assert currency is None or (len(currency) == 3 and currency.isalpha()), currency
 
     def test_signed_notification_round_trips(self, gateway: Gateway) -> None:
         body = self.signed_notification(
@@ -225,6 +263,11 @@ class GatewayConformance:
     ) -> None:
         with pytest.raises(NotificationRejected):
             gateway.handle_notification(body, {})
+
+    def test_malformed_provider_bodies_are_rejected(self, gateway: Gateway) -> None:
+        for body in self.malformed_notifications(gateway):
+            with pytest.raises(NotificationRejected):
+                gateway.handle_notification(body, {})
 
     def test_acknowledgement_shape(self, gateway: Gateway) -> None:
         body = self.signed_notification(

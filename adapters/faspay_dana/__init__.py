@@ -1,8 +1,9 @@
 """Faspay Debit API provider for the DANA e-wallet (channel 819).
 
 Configure it as provider ``faspay_dana`` (see :class:`FaspayConfig` for the settings). The
-gateway is :class:`FaspayDanaGateway`; the message classes translate each wire message
-(``to_payload`` / ``from_payload``) and can be used on their own, for example by an emulator.
+gateway is :class:`FaspayDanaGateway`; the message classes translate each wire message in the
+direction the plugin uses it (``to_payload`` for our requests and reply, ``from_payload`` /
+``from_query`` for Faspay's messages) and can be used on their own.
 Test helpers for integrators live in :mod:`adapters.faspay_dana.testing`.
 
 Errors::
@@ -31,24 +32,26 @@ if TYPE_CHECKING:
     from adapters.faspay_dana._config import BASE_URLS, REDIRECT_STAGES, FaspayConfig
     from adapters.faspay_dana._errors import InvalidRequest, PayloadError
     from adapters.faspay_dana._gateway import FaspayDanaGateway
-    from adapters.faspay_dana._messages import (
-        CHANNEL_DANA,
-        Address,
-        CancelRequest,
-        CancelResponse,
+    from adapters.faspay_dana._messages.cancel import CancelRequest, CancelResponse
+    from adapters.faspay_dana._messages.channels import (
         ChannelInquiryRequest,
         ChannelInquiryResponse,
-        InquiryRequest,
-        InquiryResponse,
-        NotificationAck,
         PaymentChannel,
-        PaymentNotification,
+    )
+    from adapters.faspay_dana._messages.common import CHANNEL_DANA
+    from adapters.faspay_dana._messages.create import (
+        Address,
         PostDataItem,
         PostDataRequest,
         PostDataResponse,
-        ReturnQuery,
+    )
+    from adapters.faspay_dana._messages.inquiry import InquiryRequest, InquiryResponse
+    from adapters.faspay_dana._messages.notification import (
+        NotificationAck,
+        PaymentNotification,
         decode_notification,
     )
+    from adapters.faspay_dana._messages.return_url import ReturnQuery
     from adapters.faspay_dana._signature import (
         bill_signature,
         channel_inquiry_signature,
@@ -68,36 +71,36 @@ if TYPE_CHECKING:
 # Public name -> the private module defining it. Imported on first access, so that loading
 # the plugin module (entry-point discovery) does not import the whole provider.
 _LAZY: dict[str, str] = {
-    "Address": "adapters.faspay_dana._messages",
+    "Address": "adapters.faspay_dana._messages.create",
     "BASE_URLS": "adapters.faspay_dana._config",
-    "CHANNEL_DANA": "adapters.faspay_dana._messages",
-    "CancelRequest": "adapters.faspay_dana._messages",
-    "CancelResponse": "adapters.faspay_dana._messages",
-    "ChannelInquiryRequest": "adapters.faspay_dana._messages",
-    "ChannelInquiryResponse": "adapters.faspay_dana._messages",
+    "CHANNEL_DANA": "adapters.faspay_dana._messages.common",
+    "CancelRequest": "adapters.faspay_dana._messages.cancel",
+    "CancelResponse": "adapters.faspay_dana._messages.cancel",
+    "ChannelInquiryRequest": "adapters.faspay_dana._messages.channels",
+    "ChannelInquiryResponse": "adapters.faspay_dana._messages.channels",
     "FaspayConfig": "adapters.faspay_dana._config",
     "FaspayDanaGateway": "adapters.faspay_dana._gateway",
-    "InquiryRequest": "adapters.faspay_dana._messages",
-    "InquiryResponse": "adapters.faspay_dana._messages",
+    "InquiryRequest": "adapters.faspay_dana._messages.inquiry",
+    "InquiryResponse": "adapters.faspay_dana._messages.inquiry",
     "InvalidRequest": "adapters.faspay_dana._errors",
     "JAKARTA": "adapters.faspay_dana._wire",
-    "NotificationAck": "adapters.faspay_dana._messages",
+    "NotificationAck": "adapters.faspay_dana._messages.notification",
     "PAYMENT_STATUSES": "adapters.faspay_dana._codes",
     "PAYMENT_STATUS_DESCRIPTIONS": "adapters.faspay_dana._codes",
     "PayloadError": "adapters.faspay_dana._errors",
-    "PaymentChannel": "adapters.faspay_dana._messages",
-    "PaymentNotification": "adapters.faspay_dana._messages",
-    "PostDataItem": "adapters.faspay_dana._messages",
-    "PostDataRequest": "adapters.faspay_dana._messages",
-    "PostDataResponse": "adapters.faspay_dana._messages",
+    "PaymentChannel": "adapters.faspay_dana._messages.channels",
+    "PaymentNotification": "adapters.faspay_dana._messages.notification",
+    "PostDataItem": "adapters.faspay_dana._messages.create",
+    "PostDataRequest": "adapters.faspay_dana._messages.create",
+    "PostDataResponse": "adapters.faspay_dana._messages.create",
     "REDIRECT_STAGES": "adapters.faspay_dana._config",
     "RESPONSE_CODES": "adapters.faspay_dana._codes",
     "ResponseCode": "adapters.faspay_dana._codes",
-    "ReturnQuery": "adapters.faspay_dana._messages",
+    "ReturnQuery": "adapters.faspay_dana._messages.return_url",
     "STATUS_CODES": "adapters.faspay_dana._codes",
     "bill_signature": "adapters.faspay_dana._signature",
     "channel_inquiry_signature": "adapters.faspay_dana._signature",
-    "decode_notification": "adapters.faspay_dana._messages",
+    "decode_notification": "adapters.faspay_dana._messages.notification",
     "format_datetime": "adapters.faspay_dana._wire",
     "from_wire_amount": "adapters.faspay_dana._wire",
     "matches": "adapters.faspay_dana._signature",

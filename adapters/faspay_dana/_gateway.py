@@ -26,26 +26,25 @@ from adapters.faspay_dana._codes import (
 )
 from adapters.faspay_dana._config import FaspayConfig
 from adapters.faspay_dana._errors import PROVIDER, InvalidRequest, PayloadError
-from adapters.faspay_dana._messages import (
-    INBOUND_BILL_NO,
-    TRX_ID,
-    CancelRequest,
-    CancelResponse,
+from adapters.faspay_dana._messages.cancel import CancelRequest, CancelResponse
+from adapters.faspay_dana._messages.channels import (
     ChannelInquiryRequest,
     ChannelInquiryResponse,
-    InquiryRequest,
-    InquiryResponse,
-    NotificationAck,
     PaymentChannel,
+)
+from adapters.faspay_dana._messages.common import INBOUND_BILL_NO, TRX_ID
+from adapters.faspay_dana._messages.create import PostDataRequest, PostDataResponse
+from adapters.faspay_dana._messages.inquiry import InquiryRequest, InquiryResponse
+from adapters.faspay_dana._messages.notification import (
+    NotificationAck,
     PaymentNotification,
-    PostDataRequest,
-    PostDataResponse,
-    ReturnQuery,
     decode_notification,
 )
+from adapters.faspay_dana._messages.return_url import ReturnQuery
 from adapters.faspay_dana._references import check_reference, make_reference
 from adapters.faspay_dana._signature import bill_signature, channel_inquiry_signature, matches
 from adapters.faspay_dana._wire import (
+    CURRENCY,
     decode_json_object,
     encode_json,
     format_datetime,
@@ -271,6 +270,11 @@ class FaspayDanaGateway(Gateway):
     def default_expiry(self) -> timedelta:
         """``bill_expiry`` from the configuration (60 minutes unless set)."""
         return self.config.bill_expiry
+
+    @property
+    def default_currency(self) -> str:
+        """``"IDR"``: Faspay's Debit API takes rupiah only."""
+        return CURRENCY
 
     def inquire(self, payment: Payment) -> StatusReport:
         """The bill's status from Faspay (``/cvr/100004/10``, idempotent)."""

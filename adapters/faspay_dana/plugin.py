@@ -15,7 +15,27 @@ if TYPE_CHECKING:
     from gateway_core import ProviderRegistry
 
 
+#: What only this provider knows to scrub from logs, contributed to the core's redaction:
+#:
+#: * an Indonesian mobile number (the ``msisdn`` of the DANA account) in any of its written
+#:   forms, ``+62 8...``, ``62 8...``, ``0 8...`` or bare ``8...``, 8 to 14 digits from the 8
+#:   (the core only knows E.164 ``+`` numbers);
+#: * the signature in the path of Faspay's payment page, ``/pws/<merchant>/<trx_id>/<sig>``
+#:   (the customer's redirect URL: whoever holds it can pay or see the bill).
+#:
+#: Both run on attacker-controlled text in linear time: the lookahead on the first character
+#: lets the engine skip ahead, every repetition is bounded or stops at a fixed character, and
+#: no quantifier is nested (``adapters/tests/faspay_dana/test_dana_redaction.py`` times them
+#: on hostile input).
+REDACTION_PATTERNS: tuple[str, ...] = (
+    r"(?=[+068])(?<![\w.:/-])\+?(?:62|0)?8\d{7,13}(?![\w])",
+    r"/pws/\d+/\d+/(?P<secret>[^\s/?'\"]+)",
+)
+
+
 @hookimpl
 def gateway_register_providers(registry: ProviderRegistry) -> None:
-    """Register :class:`~adapters.faspay_dana.FaspayDanaGateway` as ``faspay_dana``."""
+    """Register :class:`~adapters.faspay_dana.FaspayDanaGateway` as ``faspay_dana``, and the
+    shapes of its personal data and signatures for redaction."""
+    registry.add_redaction(*REDACTION_PATTERNS)
     registry.add("adapters.faspay_dana._gateway:FaspayDanaGateway", name="faspay_dana")

@@ -23,8 +23,11 @@ from typing import Any
 
 from adapters.faspay_dana._codes import PAYMENT_STATUS_DESCRIPTIONS, STATUS_CODES, payment_status
 from adapters.faspay_dana._config import FaspayConfig
+from adapters.faspay_dana._faspay_side import notification_payload, return_query
 from adapters.faspay_dana._gateway import FaspayDanaGateway
-from adapters.faspay_dana._messages import CHANNEL_DANA, PaymentNotification, ReturnQuery
+from adapters.faspay_dana._messages.common import CHANNEL_DANA
+from adapters.faspay_dana._messages.notification import PaymentNotification
+from adapters.faspay_dana._messages.return_url import ReturnQuery
 from adapters.faspay_dana._signature import bill_signature, status_signature
 from adapters.faspay_dana._wire import encode_json, encode_xml, format_datetime, jakarta_now
 from gateway_core import Money, PaymentStatus
@@ -124,7 +127,7 @@ def signed_notification(
         payment_channel="DANA",
         signature=signature,
     )
-    payload = _apply(dict(message.to_payload()), overrides)
+    payload = _apply(dict(notification_payload(message)), overrides)
     if fmt == "xml":
         return encode_xml((key, str(value)) for key, value in payload.items())
     if fmt != "json":
@@ -146,15 +149,17 @@ def signed_return_query(
     signed ``sha1(md5(user_id + password + bill_no + status))``."""
     config = config_of(credentials)
     code = _code(status)
-    query = ReturnQuery(
-        bill_no=bill_no,
-        status=code,
-        trx_id=trx_id,
-        merchant_id=config.merchant_id,
-        merchant=config.merchant_name,
-        bill_reff=bill_no,
-        bill_total=_money(amount) if amount is not None else None,
-        bank_user_name=bank_user_name,
-        signature=status_signature(config.user_id, config.password, bill_no, code),
-    ).to_query()
+    query = return_query(
+        ReturnQuery(
+            bill_no=bill_no,
+            status=code,
+            trx_id=trx_id,
+            merchant_id=config.merchant_id,
+            merchant=config.merchant_name,
+            bill_reff=bill_no,
+            bill_total=_money(amount) if amount is not None else None,
+            bank_user_name=bank_user_name,
+            signature=status_signature(config.user_id, config.password, bill_no, code),
+        )
+    )
     return _apply(dict(query), overrides)

@@ -21,15 +21,11 @@ catalogue is in ``_faults``; the pytest fixtures in :mod:`.pytest_plugin`.
 
 from __future__ import annotations
 
-from adapters.faspay_dana.emulator._app import (
-    EmulatorApp,
-    EmulatorError,
-    TransitionNotAllowed,
-    UnknownBill,
-)
+from adapters.faspay_dana.emulator._app import EmulatorApp
 from adapters.faspay_dana.emulator._cli import main
 from adapters.faspay_dana.emulator._clock import EmulatorClock
 from adapters.faspay_dana.emulator._control import EmulatorControl
+from adapters.faspay_dana.emulator._errors import EmulatorError, TransitionNotAllowed, UnknownBill
 from adapters.faspay_dana.emulator._faults import ENDPOINT_FAULTS, NOTIFICATION_FAULTS
 from adapters.faspay_dana.emulator._messages import (
     example_post_data,

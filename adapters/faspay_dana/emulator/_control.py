@@ -7,7 +7,7 @@ from typing import Any, Self
 
 import requests
 
-from adapters.faspay_dana.emulator._app import EmulatorError
+from adapters.faspay_dana.emulator._errors import EmulatorError
 
 
 class EmulatorControl:

@@ -24,79 +24,25 @@ can check that a client pools them.
 from __future__ import annotations
 
 import contextlib
-import io
 import itertools
 import logging
 import select
 import socket
-import struct
-import sys
 import threading
 import time
 from collections.abc import Iterable
-from email.utils import formatdate
 from types import TracebackType
 from typing import Any, Self
 from urllib.parse import unquote_to_bytes
 from wsgiref.types import WSGIEnvironment
 
-from adapters.faspay_dana.emulator._app import (
-    CONNECTION_KEY,
-    CONTROL_KEY,
-    FAULT_KEY,
-    EmulatorApp,
-)
+from adapters.faspay_dana.emulator import _http11 as wire
+from adapters.faspay_dana.emulator._app import EmulatorApp
+from adapters.faspay_dana.emulator._reply import CONNECTION_KEY, CONTROL_KEY, FAULT_KEY
 
 _log = logging.getLogger("adapters.faspay_dana.emulator")
 
-_MAX_LINE = 65536
-_MAX_HEADERS = 100
-_MAX_BODY = 4 * 1024 * 1024
 _POLL = 0.05
-
-
-class _BadRequest(Exception):
-    pass
-
-
-class _Reader:
-    """Buffered reads from a socket (so pipelined data is never lost between requests)."""
-
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
-        self.buf = bytearray()
-
-    def buffered(self) -> bool:
-        return bool(self.buf)
-
-    def _fill(self) -> bool:
-        data = self.sock.recv(65536)
-        if not data:
-            return False
-        self.buf += data
-        return True
-
-    def readline(self) -> bytes:
-        while True:
-            index = self.buf.find(b"\n")
-            if index >= 0:
-                line = bytes(self.buf[: index + 1])
-                del self.buf[: index + 1]
-                return line
-            if len(self.buf) > _MAX_LINE:
-                raise _BadRequest("line too long")
-            if not self._fill():
-                line = bytes(self.buf)
-                self.buf.clear()
-                return line
-
-    def read(self, size: int) -> bytes:
-        while len(self.buf) < size:
-            if not self._fill():
-                raise _BadRequest("connection closed inside the body")
-        data = bytes(self.buf[:size])
-        del self.buf[:size]
-        return data
 
 
 class EmulatorServer:
@@ -340,7 +286,7 @@ class EmulatorServer:
         return False
 
     def _serve_connection(self, conn: socket.socket, conn_id: int, peer: Any) -> None:
-        reader = _Reader(conn)
+        reader = wire.Reader(conn)
         reset = False
         try:
             while not self._stop.is_set():
@@ -352,20 +298,22 @@ class EmulatorServer:
                     break
                 if outcome == "close":
                     break
-        except (OSError, _BadRequest) as exc:
+        except (OSError, wire.BadRequest) as exc:
             _log.debug("connection %s ended: %s", conn_id, exc)
         except Exception:  # pragma: no cover - never let a handler thread raise
             _log.exception("connection %s failed", conn_id)
         finally:
             if reset:
-                _reset(conn)
+                wire.reset(conn)
             else:
-                _close(conn)
+                wire.close(conn)
             with self._lock:
                 self._conns.pop(conn_id, None)
                 self._threads.discard(threading.current_thread())
 
-    def _serve_request(self, conn: socket.socket, conn_id: int, peer: Any, reader: _Reader) -> str:
+    def _serve_request(
+        self, conn: socket.socket, conn_id: int, peer: Any, reader: wire.Reader
+    ) -> str:
         line = reader.readline()
         while line in (b"\r\n", b"\n"):
             line = reader.readline()
@@ -374,15 +322,15 @@ class EmulatorServer:
         try:
             method, target, version = line.decode("latin-1").rstrip("\r\n").split(" ")
         except ValueError:
-            self._plain(conn, 400, b"bad request line")
+            wire.send_plain_error(conn, 400, b"bad request line")
             return "close"
         if not version.startswith("HTTP/1."):
-            self._plain(conn, 505, b"HTTP/1.x only")
+            wire.send_plain_error(conn, 505, b"HTTP/1.x only")
             return "close"
         try:
-            headers = _read_headers(reader)
-        except _BadRequest as exc:
-            self._plain(conn, 431, str(exc).encode())
+            headers = wire.read_headers(reader)
+        except wire.BadRequest as exc:
+            wire.send_plain_error(conn, 431, str(exc).encode())
             return "close"
         lower = {name.lower(): value for name, value in headers}
         path, _, query = target.partition("?")
@@ -401,9 +349,9 @@ class EmulatorServer:
         if lower.get("expect", "").lower() == "100-continue":
             conn.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
         try:
-            body = _read_body(reader, lower)
-        except _BadRequest as exc:
-            self._plain(conn, 400, str(exc).encode())
+            body = wire.read_body(reader, lower)
+        except wire.BadRequest as exc:
+            wire.send_plain_error(conn, 400, str(exc).encode())
             return "close"
 
         if kind == "close_without_response":
@@ -417,7 +365,17 @@ class EmulatorServer:
         keep_alive = (
             "close" not in connection if version == "HTTP/1.1" else "keep-alive" in connection
         )
-        environ = self._environ(method, path_info, query, version, headers, body, peer)
+        environ = wire.make_environ(
+            method=method,
+            path_info=path_info,
+            query=query,
+            version=version,
+            headers=headers,
+            body=body,
+            peer=peer,
+            host=self.host,
+            port=self.port,
+        )
         environ[CONNECTION_KEY] = conn_id
         control: dict[str, Any] = {}
         environ[CONTROL_KEY] = control
@@ -442,167 +400,27 @@ class EmulatorServer:
                 raise exc_info[1].with_traceback(exc_info[2])
             state["status"] = status
             state["headers"] = headers
-            return _no_write
+            return wire.no_write
 
         try:
             result: Iterable[bytes] = self.app(environ, start_response)
         except Exception:
             _log.exception("emulator application failed")
-            self._plain(conn, 500, b"internal error")
+            wire.send_plain_error(conn, 500, b"internal error")
             return "close"
         try:
             if control.get("reset"):
                 return "reset"
-            return self._write(conn, state, result, method, keep_alive)
+            wire.write_response(
+                conn,
+                state.get("status", "500 Internal Server Error"),
+                state.get("headers", []),
+                result,
+                head_only=method == "HEAD",
+                keep_alive=keep_alive,
+            )
+            return "keep" if keep_alive else "close"
         finally:
             closer = getattr(result, "close", None)
             if callable(closer):
                 closer()
-
-    def _write(
-        self,
-        conn: socket.socket,
-        state: dict[str, Any],
-        result: Iterable[bytes],
-        method: str,
-        keep_alive: bool,
-    ) -> str:
-        chunks = iter(result)
-        headers: list[tuple[str, str]] = list(state.get("headers", []))
-        names = {name.lower() for name, _ in headers}
-        first = b""
-        if "content-length" not in names:
-            first = b"".join(chunks)
-            headers.append(("Content-Length", str(len(first))))
-            chunks = iter(())
-        else:
-            for chunk in chunks:
-                if chunk:
-                    first = chunk
-                    break
-        headers = [(n, v) for n, v in headers if n.lower() != "connection"]
-        headers.append(("Connection", "keep-alive" if keep_alive else "close"))
-        head = [f"HTTP/1.1 {state.get('status', '500 Internal Server Error')}"]
-        head.append(f"Date: {formatdate(usegmt=True)}")
-        head.append("Server: faspay-dana-emulator")
-        head.extend(f"{name}: {value}" for name, value in headers)
-        head_bytes = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1")
-        if method == "HEAD":
-            conn.sendall(head_bytes)
-            return "keep" if keep_alive else "close"
-        conn.sendall(head_bytes + first)
-        for chunk in chunks:
-            if chunk:
-                conn.sendall(chunk)
-        return "keep" if keep_alive else "close"
-
-    def _plain(self, conn: socket.socket, status: int, body: bytes) -> None:
-        head = (
-            f"HTTP/1.1 {status} Error\r\nContent-Type: text/plain\r\n"
-            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
-        ).encode("latin-1")
-        with contextlib.suppress(OSError):
-            conn.sendall(head + body)
-
-    def _environ(
-        self,
-        method: str,
-        path_info: str,
-        query: str,
-        version: str,
-        headers: list[tuple[str, str]],
-        body: bytes,
-        peer: Any,
-    ) -> WSGIEnvironment:
-        environ: WSGIEnvironment = {
-            "REQUEST_METHOD": method.upper(),
-            "SCRIPT_NAME": "",
-            "PATH_INFO": path_info,
-            "QUERY_STRING": query,
-            "SERVER_NAME": self.host,
-            "SERVER_PORT": str(self.port),
-            "SERVER_PROTOCOL": version,
-            "REMOTE_ADDR": str(peer[0]) if peer else "",
-            "REMOTE_PORT": str(peer[1]) if peer else "",
-            "CONTENT_LENGTH": str(len(body)),
-            "wsgi.version": (1, 0),
-            "wsgi.url_scheme": "http",
-            "wsgi.input": io.BytesIO(body),
-            "wsgi.errors": sys.stderr,
-            "wsgi.multithread": True,
-            "wsgi.multiprocess": False,
-            "wsgi.run_once": False,
-        }
-        for name, value in headers:
-            key = name.upper().replace("-", "_")
-            if key == "CONTENT_TYPE":
-                environ["CONTENT_TYPE"] = value
-            elif key in ("CONTENT_LENGTH", "TRANSFER_ENCODING"):
-                continue
-            else:
-                http_key = "HTTP_" + key
-                if http_key in environ:
-                    environ[http_key] += "," + value
-                else:
-                    environ[http_key] = value
-        return environ
-
-
-def _no_write(data: bytes) -> None:
-    raise RuntimeError("the emulator server does not support write()")
-
-
-def _read_headers(reader: _Reader) -> list[tuple[str, str]]:
-    headers: list[tuple[str, str]] = []
-    while True:
-        line = reader.readline()
-        if line in (b"\r\n", b"\n", b""):
-            return headers
-        if len(headers) >= _MAX_HEADERS:
-            raise _BadRequest("too many headers")
-        name, sep, value = line.decode("latin-1").partition(":")
-        if not sep:
-            raise _BadRequest("bad header line")
-        headers.append((name.strip(), value.strip()))
-
-
-def _read_body(reader: _Reader, headers: dict[str, str]) -> bytes:
-    if "chunked" in headers.get("transfer-encoding", "").lower():
-        parts: list[bytes] = []
-        total = 0
-        while True:
-            size_line = reader.readline().split(b";")[0].strip()
-            try:
-                size = int(size_line, 16)
-            except ValueError:
-                raise _BadRequest("bad chunk size") from None
-            if size == 0:
-                while reader.readline() not in (b"\r\n", b"\n", b""):
-                    pass
-                return b"".join(parts)
-            total += size
-            if total > _MAX_BODY:
-                raise _BadRequest("body too large")
-            parts.append(reader.read(size))
-            reader.readline()
-    length_text = headers.get("content-length", "0") or "0"
-    try:
-        length = int(length_text)
-    except ValueError:
-        raise _BadRequest("bad Content-Length") from None
-    if length < 0 or length > _MAX_BODY:
-        raise _BadRequest("bad Content-Length")
-    return reader.read(length) if length else b""
-
-
-def _reset(conn: socket.socket) -> None:
-    """Abort the connection with a TCP RST (``SO_LINGER`` on, zero timeout)."""
-    with contextlib.suppress(OSError):
-        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    conn.close()
-
-
-def _close(conn: socket.socket) -> None:
-    with contextlib.suppress(OSError):
-        conn.shutdown(socket.SHUT_WR)
-    conn.close()

@@ -37,8 +37,9 @@ from typing import Any
 
 import pytest
 
-from adapters.faspay_dana.emulator._app import EmulatorApp, UnknownBill
+from adapters.faspay_dana.emulator._app import EmulatorApp
 from adapters.faspay_dana.emulator._control import EmulatorControl
+from adapters.faspay_dana.emulator._errors import UnknownBill
 from adapters.faspay_dana.emulator._messages import notification_body, return_query
 from adapters.faspay_dana.emulator._model import SANDBOX_PASSWORD, Merchant
 from adapters.faspay_dana.emulator._server import EmulatorServer

@@ -118,7 +118,7 @@ def _gateway(url: str) -> Any:
 
 def _bodies(gateway: Any, bill_nos: list[str]) -> list[bytes]:
     """Pre-serialised post-data bodies (signed), one per bill, as the adapter would send."""
-    from adapters.faspay_dana._messages import PostDataRequest
+    from adapters.faspay_dana._messages.create import PostDataRequest
     from adapters.faspay_dana._wire import encode_json, jakarta_now
 
     template = _template()
@@ -195,7 +195,7 @@ def _breakdown(table: Table, server: Server, calls: int, rounds: int) -> None:
     import requests
 
     from adapters.faspay_dana import FaspayDanaGateway
-    from adapters.faspay_dana._messages import PostDataRequest
+    from adapters.faspay_dana._messages.create import PostDataRequest
     from adapters.faspay_dana._wire import encode_json, jakarta_now
     from gateway_core import HttpRequest, RequestsTransport
 

@@ -46,6 +46,13 @@ class TestFaspayDanaConformance(GatewayConformance):
     def secret_values(self, gateway: Gateway) -> list[str]:
         return [PASSWORD]
 
+    def malformed_notifications(self, gateway: Gateway) -> list[bytes]:
+        return [
+            b"<faspay><bill_no>1</bill_no>",  # truncated XML
+            b'{"request": "Payment Notification", "bill_no": "1"}',  # no signature
+            b"<faspay><bill_no>1</bill_no><signature>x</signature></faspay>",
+        ]
+
 
 class TestFaspayDanaXmlConformance(TestFaspayDanaConformance):
     def signed_notification(

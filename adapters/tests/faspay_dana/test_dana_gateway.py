@@ -142,6 +142,11 @@ def test_declares_its_secret_setting_and_emulator() -> None:
     assert FaspayDanaGateway.emulator_entry == "adapters.faspay_dana.emulator:main"
 
 
+def test_its_default_currency_is_rupiah(gateway: FaspayDanaGateway) -> None:
+    """``gateway create`` and ``gateway demo`` take it when no ``--currency`` is given."""
+    assert gateway.default_currency == "IDR"
+
+
 # -- create -----------------------------------------------------------------------------------
 
 

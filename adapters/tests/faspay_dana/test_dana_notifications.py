@@ -11,10 +11,11 @@ from typing import Any
 from xml.sax.saxutils import escape as xml_escape
 
 import pytest
+from faspay_side import read_acknowledgement
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from adapters.faspay_dana import JAKARTA, FaspayDanaGateway, NotificationAck
+from adapters.faspay_dana import JAKARTA, FaspayDanaGateway
 from adapters.faspay_dana.testing import signed_notification
 from gateway_core import (
     BadSignature,
@@ -258,7 +259,7 @@ def test_an_xml_rejection_is_answered_in_xml(gateway: FaspayDanaGateway) -> None
     error = rejected(gateway, notification_body(gateway, "xml", signature="0" * 40))
     assert error.acknowledgement is not None
     assert error.acknowledgement.content_type == "application/xml"
-    fmt, ack = NotificationAck.from_bytes(error.acknowledgement.body)
+    fmt, ack = read_acknowledgement(error.acknowledgement.body)
     assert (fmt, ack.response_code) == ("xml", "99")
 
 
@@ -362,7 +363,7 @@ def test_acknowledge_replies_in_xml_to_an_xml_notification(gateway: FaspayDanaGa
     ack = gateway.acknowledge(notification)
     assert ack.content_type == "application/xml"
     assert ack.body.startswith(b'<?xml version="1.0" encoding="utf-8"?><faspay>')
-    fmt, parsed = NotificationAck.from_bytes(ack.body)
+    fmt, parsed = read_acknowledgement(ack.body)
     assert (fmt, parsed.response_code, parsed.bill_no) == ("xml", "00", BILL_NO)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -24,17 +25,23 @@ from test_scenarios_support import (
 )
 
 from gateway_core import (
+    Acknowledgement,
     Capability,
     EventKind,
     GatewayError,
     Money,
+    Notification,
+    NotificationRejected,
     OutcomeUnknown,
     PaymentService,
     PaymentStatus,
+    PluginHost,
     ReconcileReport,
     ServicePolicy,
+    SignedField,
+    TrustDeclaration,
 )
-from gateway_core.ledger import Ledger, PaymentRecord
+from gateway_core.ledger import Ledger, PaymentRecord, SQLiteLedger
 
 S = PaymentStatus
 ORDER = "ORDER-RULES"
@@ -872,3 +879,108 @@ def test_reconcile_settles_every_expired_unknown_attempt_and_reports_each(
         ("OLD-W2", "waiting"),
     ]
     assert [stack.record(r).status for r in ("OLD-E1", "OLD-E2")] == [S.EXPIRED, S.EXPIRED]
+
+
+# -- a provider unlike Faspay: bare rejections, notifications without a transaction id --------
+
+
+def _bare_provider(covers_reference: bool) -> type:
+    """A provider whose rejections carry no reply of their own and whose notifications omit
+    the transaction id (``covers_reference``: its signature binds that the id is absent)."""
+    covered = {SignedField.MERCHANT_REFERENCE, SignedField.STATUS}
+    if covers_reference:
+        covered.add(SignedField.PROVIDER_REFERENCE)
+
+    class Bare:
+        name = "bare"
+        trust = TrustDeclaration(
+            notification_covers=frozenset(covered), notification_replayable=False
+        )
+        merchant_id = "m-1"
+        default_expiry = None
+
+        def supports(self, capability: Capability) -> bool:
+            return False
+
+        def handle_notification(self, body: bytes, headers: Any) -> Notification:
+            if body != b"paid":
+                raise NotificationRejected("unreadable")
+            return Notification(
+                provider="bare", merchant_reference="B-1", status=S.PAID, event_key="B-1:paid"
+            )
+
+        def acknowledge(
+            self, notification: Notification, *, accepted: bool = True, reason: str = ""
+        ) -> Acknowledgement:
+            return Acknowledgement(200, "text/plain", reason.encode(), accepted=accepted)
+
+    return Bare
+
+
+@pytest.fixture
+def bare_ledger(tmp_path: Path) -> Iterator[Ledger]:
+    ledger = SQLiteLedger(str(tmp_path / "bare.db"))
+    ledger.migrate()
+    now = datetime.now(UTC)
+    ledger.insert_payment(
+        PaymentRecord(
+            id=None,
+            gateway="bare",
+            provider="bare",
+            order_reference="B",
+            merchant_reference="B-1",
+            provider_reference="T-1",
+            status=S.PENDING,
+            amount=Money("10.00", "USD"),
+            merchant_id="m-1",
+            attempt=1,
+            superseded=False,
+            expires_at=now + timedelta(hours=1),
+            created_at=now,
+            updated_at=now,
+            version=0,
+        )
+    )
+    try:
+        yield ledger
+    finally:
+        ledger.close()
+
+
+def _bare_service(ledger: Ledger, covers_reference: bool = False) -> PaymentService:
+    return PaymentService(
+        gateways={"bare": _bare_provider(covers_reference)()},
+        ledger=ledger,
+        hooks=PluginHost(entry_points=False).hooks,
+    )
+
+
+def test_a_rejection_without_a_provider_reply_gets_a_plain_400(bare_ledger: Ledger) -> None:
+    """Plan R-AP-24: the plugin could not build its own failure reply: the service answers
+    ``400 text/plain "rejected"``, and journals the refusal (body decoded leniently, with no
+    payment named, since nothing of the message is trusted)."""
+    outcome = _bare_service(bare_ledger).handle_notification("bare", b"\xff\xfe not utf-8")
+
+    assert (outcome.verdict, outcome.reason) == ("rejected", "rejected")
+    assert outcome.acknowledgement == Acknowledgement(
+        400, "text/plain", b"rejected", accepted=False
+    )
+    (entry,) = bare_ledger.journal("bare")
+    assert (entry.merchant_reference, entry.verdict) == ("", "rejected")
+    assert entry.body == "\ufffd\ufffd not utf-8"
+
+
+@pytest.mark.parametrize(("covers_reference", "verdict"), [(True, "applied"), (False, "review")])
+def test_a_notification_without_a_transaction_id_is_applied_only_if_signed_so(
+    bare_ledger: Ledger, covers_reference: bool, verdict: str
+) -> None:
+    """Plan R-AP-25: the ledger knows the payment's transaction id and the notification names
+    none. Only a provider whose signature binds the (absent) id is believed; otherwise it is
+    a reference mismatch, reviewed."""
+    outcome = _bare_service(bare_ledger, covers_reference).handle_notification("bare", b"paid")
+
+    assert outcome.verdict == verdict
+    status = bare_ledger.get_payment("bare", "B-1").status
+    assert status is (S.PAID if covers_reference else S.PENDING)
+    if not covers_reference:
+        assert outcome.reason == "reference_mismatch"

@@ -1,0 +1,259 @@
+"""An in-memory provider for testing the payment service's rules without any real provider.
+
+:class:`FakeGateway` keeps "the provider's side" in a dict: ``create`` records a bill and
+answers it pending; :meth:`FakeGateway.settle` changes what the provider says about a bill (the
+customer paid, the bill expired); ``inquire`` and ``cancel`` answer from it;
+:meth:`FakeGateway.notification` builds a notification the way the provider would send it,
+a JSON body signed with HMAC-SHA256 of the raw body in the ``Fake-Signature`` header (so the
+signature covers every field); the acknowledgement is ``200 ok`` or ``400 rejected``.
+
+Its trust declaration is the strongest there is; a test of the rules for weaker providers
+derives one with :meth:`FakeGateway.with_trust`. Imported from :mod:`gateway_core.testing`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import itertools
+import json
+import threading
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any, ClassVar, Self
+
+import attrs
+
+from gateway_core._config import SettingsReader
+from gateway_core._exceptions import BadSignature, MalformedNotification, ProviderRefused
+from gateway_core._gateway import Gateway
+from gateway_core._models import (
+    Acknowledgement,
+    Capability,
+    Money,
+    Notification,
+    Payment,
+    PaymentRequest,
+    PaymentStatus,
+    RedirectInstruction,
+    ReturnResult,
+    SignedField,
+    StatusReport,
+    TrustDeclaration,
+)
+from gateway_core._transport import Transport
+
+SIGNATURE_HEADER = "Fake-Signature"
+
+
+def _sign(secret: str, data: bytes) -> str:
+    return hmac.new(secret.encode("utf-8"), data, hashlib.sha256).hexdigest()
+
+
+class FakeGateway(Gateway):
+    """A provider whose "remote side" is this object's memory (see the module docstring).
+
+    ``merchant_id`` is what inbound messages must name; ``secret`` signs them. Set
+    ``refuse_create`` to a set of merchant references the provider refuses.
+    """
+
+    name: ClassVar[str] = "fake"
+    capabilities: ClassVar[frozenset[Capability]] = frozenset(Capability)
+    trust: ClassVar[TrustDeclaration] = TrustDeclaration(
+        notification_covers=frozenset(SignedField),
+        notification_replayable=True,
+        return_covers=frozenset({SignedField.MERCHANT_REFERENCE, SignedField.STATUS}),
+    )
+    secret_settings: ClassVar[frozenset[str]] = frozenset({"secret"})
+
+    def __init__(
+        self,
+        *,
+        merchant_id: str = "fake-merchant",
+        secret: str = "fake-secret",  # noqa: S107 - a test double's
+    ) -> None:
+        self._merchant_id = merchant_id
+        self._secret = secret
+        self._bills: dict[str, dict[str, Any]] = {}
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+        self.refuse_create: set[str] = set()
+        self.calls: list[str] = []
+
+    @classmethod
+    def from_config(
+        cls,
+        settings: Mapping[str, Any],
+        *,
+        environ: Mapping[str, str] | None = None,
+        transport: Transport | None = None,
+    ) -> Self:
+        read = SettingsReader(settings, provider=cls.name, ignore=frozenset({"provider"}))
+        merchant_id = read.text("merchant_id", "fake-merchant")
+        secret = read.text("secret", "fake-secret")
+        read.finish()
+        return cls(merchant_id=merchant_id, secret=secret)
+
+    @classmethod
+    def with_trust(cls, **changes: Any) -> type[FakeGateway]:
+        """A subclass whose trust declaration differs by ``changes`` (``attrs.evolve``)."""
+        trust = attrs.evolve(cls.trust, **changes)
+        return type(f"{cls.__name__}WithTrust", (cls,), {"trust": trust})
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(merchant_id={self._merchant_id!r})"
+
+    @property
+    def merchant_id(self) -> str:
+        return self._merchant_id
+
+    # -- the provider's side -------------------------------------------------------------------
+
+    def settle(
+        self, merchant_reference: str, status: PaymentStatus, *, paid: Money | None = None
+    ) -> None:
+        """The provider now says ``status`` about the bill (``paid``: the amount it says was
+        paid, default the bill's amount)."""
+        with self._lock:
+            bill = self._bills[merchant_reference]
+            bill["status"] = status
+            bill["paid"] = paid or bill["amount"]
+
+    def bill(self, merchant_reference: str) -> dict[str, Any]:
+        """What the provider holds about a bill (a copy)."""
+        with self._lock:
+            return dict(self._bills[merchant_reference])
+
+    def notification(
+        self, merchant_reference: str, status: PaymentStatus | None = None, **overrides: Any
+    ) -> tuple[bytes, dict[str, str]]:
+        """The provider's notification for the bill: ``(body, headers)``, signed after
+        ``overrides`` are applied (so a test can send a correctly signed lie)."""
+        bill = self.bill(merchant_reference)
+        amount: Money = bill["paid"] if status is PaymentStatus.PAID else bill["amount"]
+        payload: dict[str, Any] = {
+            "merchant_id": self._merchant_id,
+            "reference": merchant_reference,
+            "id": bill["id"],
+            "status": (status or bill["status"]).value,
+            "amount": str(amount.amount),
+            "currency": amount.currency,
+        }
+        payload.update(overrides)
+        body = json.dumps(payload, sort_keys=True).encode("utf-8")
+        return body, {SIGNATURE_HEADER: _sign(self._secret, body)}
+
+    def return_query(self, merchant_reference: str, status: PaymentStatus) -> dict[str, str]:
+        """The signed query of the customer's return."""
+        text = f"{merchant_reference}|{status.value}"
+        return {
+            "reference": merchant_reference,
+            "status": status.value,
+            "signature": _sign(self._secret, text.encode("utf-8")),
+        }
+
+    # -- the gateway -------------------------------------------------------------------------
+
+    def create(self, request: PaymentRequest) -> Payment:
+        self.calls.append("create")
+        reference = request.merchant_reference
+        if reference in self.refuse_create:
+            raise ProviderRefused("fake refused the bill", provider=self.name)
+        bill_id = f"fk{next(self._ids)}"
+        with self._lock:
+            self._bills[reference] = {
+                "id": bill_id,
+                "status": PaymentStatus.PENDING,
+                "amount": request.amount,
+                "paid": request.amount,
+            }
+        return Payment(
+            provider=self.name,
+            merchant_reference=reference,
+            status=PaymentStatus.PENDING,
+            amount=request.amount,
+            provider_reference=bill_id,
+            redirect=self._redirect(reference),
+            order_reference=request.order_reference,
+            expires_at=request.expires_at,
+        )
+
+    def _redirect(self, reference: str) -> RedirectInstruction:
+        return RedirectInstruction(url=f"https://fake.invalid/pay/{reference}")
+
+    def redirect(self, payment: Payment) -> RedirectInstruction:
+        return self._redirect(payment.merchant_reference)
+
+    def inquire(self, payment: Payment) -> StatusReport:
+        self.calls.append("inquire")
+        bill = self.bill(payment.merchant_reference)
+        status: PaymentStatus = bill["status"]
+        return StatusReport(
+            provider=self.name,
+            merchant_reference=payment.merchant_reference,
+            provider_reference=bill["id"],
+            status=status,
+            amount=bill["paid"] if status is PaymentStatus.PAID else None,
+            merchant_id=self._merchant_id,
+        )
+
+    def cancel(self, payment: Payment, reason: str = "") -> StatusReport:
+        self.calls.append("cancel")
+        with self._lock:
+            bill = self._bills[payment.merchant_reference]
+            if bill["status"] in (PaymentStatus.PENDING, PaymentStatus.IN_PROCESS):
+                bill["status"] = PaymentStatus.CANCELLED
+        return self.inquire(payment)
+
+    def handle_return(
+        self, query: Mapping[str, str], headers: Mapping[str, str] | None = None
+    ) -> ReturnResult:
+        reference, status = query.get("reference", ""), query.get("status", "")
+        expected = _sign(self._secret, f"{reference}|{status}".encode())
+        if not hmac.compare_digest(expected, str(query.get("signature", ""))):
+            raise BadSignature("fake return signature does not verify", provider=self.name)
+        try:
+            claimed = PaymentStatus(status)
+        except ValueError:
+            raise MalformedNotification("unknown status", provider=self.name) from None
+        return ReturnResult(provider=self.name, merchant_reference=reference, status=claimed)
+
+    def handle_notification(
+        self, body: bytes, headers: Mapping[str, str] | None = None
+    ) -> Notification:
+        headers = {k.lower(): v for k, v in (headers or {}).items()}
+        signature = headers.get(SIGNATURE_HEADER.lower(), "")
+        if not hmac.compare_digest(_sign(self._secret, body), signature):
+            raise self._rejected(BadSignature("fake signature does not verify", provider=self.name))
+        try:
+            data = json.loads(body)
+            status = PaymentStatus(data["status"])
+            amount = Money(Decimal(data["amount"]), data["currency"])
+            reference, bill_id = str(data["reference"]), str(data["id"])
+            merchant = str(data["merchant_id"])
+        except (ValueError, KeyError, TypeError, ArithmeticError):
+            raise self._rejected(
+                MalformedNotification("malformed fake notification", provider=self.name)
+            ) from None
+        return Notification(
+            provider=self.name,
+            merchant_reference=reference,
+            status=status,
+            event_key=f"{reference}:{status.value}",
+            provider_reference=bill_id,
+            provider_status=status.value,
+            merchant_id=merchant,
+            amount=amount if status is not PaymentStatus.PAID else None,
+            paid_amount=amount if status is PaymentStatus.PAID else None,
+        )
+
+    def _rejected(self, exc: BadSignature | MalformedNotification) -> Exception:
+        exc.acknowledgement = Acknowledgement(400, "text/plain", b"rejected", accepted=False)
+        return exc
+
+    def acknowledge(
+        self, notification: Notification, *, accepted: bool = True, reason: str = ""
+    ) -> Acknowledgement:
+        if accepted:
+            return Acknowledgement(200, "text/plain", b"ok")
+        return Acknowledgement(400, "text/plain", b"rejected", accepted=False)
