@@ -11,7 +11,8 @@ from gateway_core._models import Money, PaymentStatus
 
 
 class EventKind(enum.Enum):
-    """What happened to a payment. Each kind has one lifecycle hook (``gateway_payment_<kind>``)."""
+    """What happened to a payment. Each kind has one hook: ``gateway_payment_<kind>`` for the
+    lifecycle kinds, ``gateway_provider_event`` for :attr:`PROVIDER_EVENT`."""
 
     CREATED = "created"
     PAID = "paid"
@@ -20,10 +21,14 @@ class EventKind(enum.Enum):
     CANCELLED = "cancelled"
     REVERSED = "reversed"
     NEEDS_REVIEW = "needs_review"
+    #: A provider event that is not a status change (a refund, a dispute, a notice).
+    PROVIDER_EVENT = "provider_event"
 
     @property
     def hook_name(self) -> str:
         """The hook that receives this kind of event."""
+        if self is EventKind.PROVIDER_EVENT:
+            return "gateway_provider_event"
         return f"gateway_payment_{self.value}"
 
 
@@ -44,6 +49,10 @@ class PaymentEvent:
     ``event_id`` is stable: a redelivery of the same event carries the same id, so a handler
     can make itself idempotent by remembering the ids it has applied. ``reason`` explains a
     ``needs_review`` event (for example ``paid_after_cancelled`` or ``amount_mismatch``).
+
+    A ``provider_event`` carries the provider's own kind in ``provider_kind``
+    (``"refund.created"``) and the amount that event names (a refund's) in ``event_amount``;
+    ``status`` and ``amount`` stay the payment's, unchanged by it.
     """
 
     event_id: str
@@ -58,3 +67,5 @@ class PaymentEvent:
     previous_status: PaymentStatus | None = None
     reason: str = ""
     gateway_name: str = ""
+    provider_kind: str = ""
+    event_amount: Money | None = None

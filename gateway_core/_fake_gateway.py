@@ -5,7 +5,8 @@ answers it pending; :meth:`FakeGateway.settle` changes what the provider says ab
 customer paid, the bill expired); ``inquire`` and ``cancel`` answer from it;
 :meth:`FakeGateway.notification` builds a notification the way the provider would send it,
 a JSON body signed with HMAC-SHA256 of the raw body in the ``Fake-Signature`` header (so the
-signature covers every field); the acknowledgement is ``200 ok`` or ``400 rejected``.
+signature covers every field), and :meth:`FakeGateway.event` a provider event that is not a
+status change (a refund); the reply is ``200 ok`` or ``400 rejected``.
 
 Its trust declaration is the strongest there is; a test of the rules for weaker providers
 derives one with :meth:`FakeGateway.with_trust`. Imported from :mod:`gateway_core.testing`.
@@ -27,6 +28,7 @@ import attrs
 from gateway_core._config import SettingsReader
 from gateway_core._exceptions import BadSignature, MalformedNotification, ProviderRefused
 from gateway_core._gateway import Gateway
+from gateway_core._inbound import InboundRequest, ProviderEvent, Reason, Verdict
 from gateway_core._models import (
     Acknowledgement,
     Capability,
@@ -143,6 +145,31 @@ class FakeGateway(Gateway):
         body = json.dumps(payload, sort_keys=True).encode("utf-8")
         return body, {SIGNATURE_HEADER: _sign(self._secret, body)}
 
+    def event(
+        self,
+        kind: str,
+        merchant_reference: str,
+        *,
+        amount: Money | None = None,
+        event_id: str = "1",
+    ) -> tuple[bytes, dict[str, str]]:
+        """A provider event that is not a status change (``"refund.created"``) for the bill:
+        ``(body, headers)``, signed. ``amount`` defaults to the bill's; the same ``event_id``
+        is the same provider event (a re-delivery)."""
+        bill = self.bill(merchant_reference)
+        money: Money = amount or bill["amount"]
+        payload: dict[str, Any] = {
+            "merchant_id": self._merchant_id,
+            "reference": merchant_reference,
+            "id": bill["id"],
+            "event": kind,
+            "event_id": event_id,
+            "amount": str(money.amount),
+            "currency": money.currency,
+        }
+        body = json.dumps(payload, sort_keys=True).encode("utf-8")
+        return body, {SIGNATURE_HEADER: _sign(self._secret, body)}
+
     def return_query(self, merchant_reference: str, status: PaymentStatus) -> dict[str, str]:
         """The signed query of the customer's return."""
         text = f"{merchant_reference}|{status.value}"
@@ -205,12 +232,11 @@ class FakeGateway(Gateway):
                 bill["status"] = PaymentStatus.CANCELLED
         return self.inquire(payment)
 
-    def handle_return(
-        self, query: Mapping[str, str], headers: Mapping[str, str] | None = None
-    ) -> ReturnResult:
-        reference, status = query.get("reference", ""), query.get("status", "")
+    def parse_return(self, request: InboundRequest) -> ReturnResult:
+        params = request.params
+        reference, status = params.get("reference", ""), params.get("status", "")
         expected = _sign(self._secret, f"{reference}|{status}".encode())
-        if not hmac.compare_digest(expected, str(query.get("signature", ""))):
+        if not hmac.compare_digest(expected, str(params.get("signature", ""))):
             raise BadSignature("fake return signature does not verify", provider=self.name)
         try:
             claimed = PaymentStatus(status)
@@ -218,23 +244,29 @@ class FakeGateway(Gateway):
             raise MalformedNotification("unknown status", provider=self.name) from None
         return ReturnResult(provider=self.name, merchant_reference=reference, status=claimed)
 
-    def handle_notification(
-        self, body: bytes, headers: Mapping[str, str] | None = None
-    ) -> Notification:
-        headers = {k.lower(): v for k, v in (headers or {}).items()}
-        signature = headers.get(SIGNATURE_HEADER.lower(), "")
+    def parse_notification(self, request: InboundRequest) -> Notification | ProviderEvent:
+        body = request.body
+        signature = request.headers.get(SIGNATURE_HEADER.lower(), "")
         if not hmac.compare_digest(_sign(self._secret, body), signature):
-            raise self._rejected(BadSignature("fake signature does not verify", provider=self.name))
+            raise BadSignature("fake signature does not verify", provider=self.name)
         try:
             data = json.loads(body)
-            status = PaymentStatus(data["status"])
             amount = Money(Decimal(data["amount"]), data["currency"])
             reference, bill_id = str(data["reference"]), str(data["id"])
             merchant = str(data["merchant_id"])
+            if "event" in data:
+                return ProviderEvent(
+                    provider=self.name,
+                    kind=str(data["event"]),
+                    event_key=f"{reference}:{data['event']}:{data['event_id']}",
+                    merchant_reference=reference,
+                    provider_reference=bill_id,
+                    amount=amount,
+                    fields={"merchant_id": merchant},
+                )
+            status = PaymentStatus(data["status"])
         except (ValueError, KeyError, TypeError, ArithmeticError):
-            raise self._rejected(
-                MalformedNotification("malformed fake notification", provider=self.name)
-            ) from None
+            raise MalformedNotification("malformed fake notification", provider=self.name) from None
         return Notification(
             provider=self.name,
             merchant_reference=reference,
@@ -247,12 +279,14 @@ class FakeGateway(Gateway):
             paid_amount=amount if status is PaymentStatus.PAID else None,
         )
 
-    def _rejected(self, exc: BadSignature | MalformedNotification) -> Exception:
-        exc.acknowledgement = Acknowledgement(400, "text/plain", b"rejected", accepted=False)
-        return exc
-
-    def acknowledge(
-        self, notification: Notification, *, accepted: bool = True, reason: str = ""
+    def reply(
+        self,
+        verdict: Verdict,
+        message: Notification | ProviderEvent | None,
+        reason: Reason,
+        request: InboundRequest | None,
+        *,
+        accepted: bool,
     ) -> Acknowledgement:
         if accepted:
             return Acknowledgement(200, "text/plain", b"ok")

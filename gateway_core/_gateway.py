@@ -9,12 +9,19 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any, ClassVar, Self
 
-from gateway_core._exceptions import InvalidRequest, UnsupportedOperation
+from gateway_core._exceptions import (
+    InvalidRequest,
+    MalformedNotification,
+    NotificationRejected,
+    UnsupportedOperation,
+)
+from gateway_core._inbound import InboundRequest, ProviderEvent, Reason, Verdict
 from gateway_core._models import (
     Acknowledgement,
     Capability,
     Notification,
     Payment,
+    PaymentInstructions,
     PaymentRequest,
     RedirectInstruction,
     ReturnResult,
@@ -65,7 +72,10 @@ class Gateway(abc.ABC):
     ``trust``
         what the provider's notification and return signatures prove.
 
-    Inbound methods take raw bytes and plain mappings, never a web framework's request.
+    Inbound messages flow one way: the gateway parses (:meth:`parse_notification`,
+    :meth:`parse_return`) an :class:`~gateway_core.InboundRequest` (never a web framework's
+    request), the payment service decides, and the gateway renders the reply for the
+    service's verdict (:meth:`reply`).
     """
 
     name: ClassVar[str]
@@ -79,6 +89,12 @@ class Gateway(abc.ABC):
     #: Optional ``"module:factory"`` returning a :class:`gateway_core.sandbox.Sandbox` (a
     #: local emulator the ``gateway demo`` command can drive).
     sandbox_entry: ClassVar[str] = ""
+    #: True when the provider's create accepts an idempotency key (the same key sent again
+    #: answers with the bill it already made instead of making a second one). The payment
+    #: service then mints a key per attempt (``PaymentRequest.idempotency_key``), keeps it in
+    #: the ledger, and re-sends an ambiguous create with the same key instead of leaving the
+    #: attempt unknown. A plugin sends the key wherever its provider expects it.
+    idempotent_create: ClassVar[bool] = False
 
     @classmethod
     @abc.abstractmethod
@@ -102,41 +118,96 @@ class Gateway(abc.ABC):
 
     @abc.abstractmethod
     def create(self, request: PaymentRequest) -> Payment:
-        """Create the payment at the provider; the result carries the redirect when known.
+        """Create the payment at the provider; the result carries the redirect when known,
+        and in ``provider_data`` whatever ``redirect``, ``inquire`` and ``cancel`` will need
+        later (JSON-serialisable; the ledger stores it and hands it back).
 
         Raises :class:`~gateway_core.OutcomeUnknown` when the request may have been processed
         but no usable answer came back.
         """
 
     @abc.abstractmethod
-    def redirect(self, payment: Payment) -> RedirectInstruction:
-        """Where to send the customer to pay ``payment``."""
+    def redirect(self, payment: Payment) -> RedirectInstruction | PaymentInstructions:
+        """Where to send the customer to pay ``payment`` (a GET link or a POST form), or
+        the instructions to show (a virtual-account number, a QR payload). ``payment``
+        carries the ``provider_data`` its ``create`` returned."""
 
     @abc.abstractmethod
+    def parse_notification(self, request: InboundRequest) -> Notification | ProviderEvent:
+        """Parse and verify a server-to-server notification (``request.body`` holds the raw
+        bytes): a :class:`~gateway_core.Notification` for a status change, a
+        :class:`~gateway_core.ProviderEvent` for anything else (a refund, a dispute).
+
+        Raises :class:`~gateway_core.NotificationRejected` (``BadSignature``,
+        ``MalformedNotification``) for anything that does not verify; never another
+        exception, whatever the bytes. Builds no reply: :meth:`reply` does.
+        """
+
+    @abc.abstractmethod
+    def parse_return(self, request: InboundRequest) -> ReturnResult:
+        """Parse and verify the customer's return, by GET (``request.query``) or by POST
+        (``request.form``); ``request.params`` holds both.
+
+        Raises :class:`~gateway_core.NotificationRejected` for anything that does not
+        verify; never another exception.
+        """
+
+    @abc.abstractmethod
+    def reply(
+        self,
+        verdict: Verdict,
+        message: Notification | ProviderEvent | None,
+        reason: Reason,
+        request: InboundRequest | None,
+        *,
+        accepted: bool,
+    ) -> Acknowledgement:
+        """The reply the provider expects for one inbound message, rendered for the
+        verdict the payment service decided. The service calls it exactly once per message.
+
+        ``accepted`` says whether the reply is the provider's success reply (the service
+        decides it: a duplicate or a review may be accepted, per its policy). ``message`` is
+        None when parsing failed or never happened (a refused or unreadable request);
+        ``request`` (None when not known) lets the reply follow the format the provider used.
+        Never raises.
+        """
+
+    # -- conveniences built on the three above ------------------------------------------------
+
+    def handle_notification(
+        self, body: bytes, headers: Mapping[str, str] | None = None
+    ) -> Notification | ProviderEvent:
+        """:meth:`parse_notification` of a POST of ``body``. A rejection carries the
+        provider's failure reply as ``acknowledgement`` (from :meth:`reply`), for callers
+        outside the payment service."""
+        request = InboundRequest.post(body, headers)
+        try:
+            return self.parse_notification(request)
+        except NotificationRejected as exc:
+            exc.acknowledgement = self.reply(
+                Verdict.REJECTED, None, Reason.of(exc.reason), request, accepted=False
+            )
+            raise
+
     def handle_return(
         self, query: Mapping[str, str], headers: Mapping[str, str] | None = None
     ) -> ReturnResult:
-        """Parse and verify the customer's return (the query string of the return URL).
+        """:meth:`parse_return` of a GET with the query string ``query``."""
+        if not isinstance(query, Mapping):
+            raise MalformedNotification("a return's query must be a mapping", provider=self.name)
+        return self.parse_return(InboundRequest.get(query, headers))
 
-        Raises :class:`~gateway_core.NotificationRejected` (``BadSignature``,
-        ``MalformedNotification``) for anything that does not verify; never another exception.
-        """
-
-    @abc.abstractmethod
-    def handle_notification(
-        self, body: bytes, headers: Mapping[str, str] | None = None
-    ) -> Notification:
-        """Parse and verify a server-to-server notification from the raw body bytes.
-
-        Raises :class:`~gateway_core.NotificationRejected` with a provider-format failure
-        acknowledgement attached; never another exception, whatever the bytes.
-        """
-
-    @abc.abstractmethod
     def acknowledge(
-        self, notification: Notification, *, accepted: bool = True, reason: str = ""
+        self,
+        notification: Notification | ProviderEvent,
+        *,
+        accepted: bool = True,
+        reason: str = "",
     ) -> Acknowledgement:
-        """The reply the provider expects for ``notification`` (success or failure)."""
+        """:meth:`reply` for a parsed message: the success reply, or (``accepted=False``)
+        the failure reply with ``reason`` (a :class:`~gateway_core.Reason` value)."""
+        verdict = Verdict.APPLIED if accepted else Verdict.REJECTED
+        return self.reply(verdict, notification, Reason.of(reason), None, accepted=accepted)
 
     def make_reference(self, order_reference: str, attempt: int) -> str:
         """The merchant reference (the provider-side bill number) for attempt ``attempt`` of

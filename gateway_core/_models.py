@@ -9,6 +9,7 @@ signature, raw provider fields) are kept out of ``repr``.
 from __future__ import annotations
 
 import enum
+import json
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -116,9 +117,44 @@ class Money:
         return _MINOR_UNITS[self.currency]
 
     @property
+    def exponent(self) -> int:
+        """The currency's ISO 4217 exponent (2 for IDR and USD, 0 for JPY, 3 for KWD).
+
+        The ISO exponent is not a provider's wire unit: several Indonesian providers count
+        whole rupiah (exponent 0) although ISO gives IDR two decimals. A plugin converts with
+        :meth:`to_units` and :meth:`from_units` using its own provider's exponent.
+        """
+        return _MINOR_UNITS[self.currency]
+
+    @property
     def minor_units(self) -> int:
-        """The amount as an integer count of the currency's minor unit (cents, sen)."""
+        """The amount as an integer count of the currency's ISO minor unit (cents, sen):
+        ``to_units(self.exponent)``. The ledger stores this; a provider's wire units may
+        differ (see :attr:`exponent`)."""
         return int(self.amount.scaleb(self.minor_unit_digits))
+
+    def to_units(self, exponent: int) -> int:
+        """The amount as an integer count of ``10 ** -exponent`` of the currency, for a
+        provider's wire format: ``Money("2000", "IDR").to_units(0) == 2000`` (whole rupiah),
+        ``.to_units(2) == 200000`` (sen). Raises :class:`ValueError` when the amount is finer
+        than that unit (``Money("10.50", "IDR").to_units(0)``): never rounded silently."""
+        if isinstance(exponent, bool) or not isinstance(exponent, int) or exponent < 0:
+            raise TypeError("exponent must be a non-negative int")
+        scaled = self.amount.scaleb(exponent)
+        if scaled != scaled.to_integral_value():
+            raise ValueError(f"{self} cannot be expressed in units of 10^-{exponent}")
+        return int(scaled)
+
+    @classmethod
+    def from_units(cls, value: int, currency: str, exponent: int) -> Money:
+        """The inverse of :meth:`to_units`: ``from_units(2000, "IDR", 0) == Money("2000",
+        "IDR")``. Raises :class:`ValueError` when the result is finer than the currency's
+        ISO minor unit."""
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError("units must be an int")
+        if isinstance(exponent, bool) or not isinstance(exponent, int) or exponent < 0:
+            raise TypeError("exponent must be a non-negative int")
+        return cls(Decimal(value).scaleb(-exponent), currency)
 
     @classmethod
     def from_minor_units(cls, value: int, currency: str) -> Money:
@@ -149,6 +185,24 @@ class Money:
 
     def __str__(self) -> str:
         return f"{self.amount:.{self.minor_unit_digits}f} {self.currency}"
+
+
+def json_object(value: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A plain JSON object (a deep copy) of ``value``: what ``provider_data`` may hold.
+    Raises :class:`TypeError` for anything JSON cannot carry (a ``Decimal``, a ``datetime``,
+    a non-string key), so a plugin's mistake shows at ``create``, not in the ledger."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise TypeError(f"provider_data must be a mapping, not {type(value).__name__}")
+    try:
+        copied = json.loads(json.dumps(dict(value), allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"provider_data must be JSON-serialisable: {exc}") from None
+    assert isinstance(copied, dict)
+    if any(not isinstance(key, str) for key in value):
+        raise TypeError("provider_data keys must be strings")
+    return copied
 
 
 def supported_currencies() -> frozenset[str]:
@@ -277,7 +331,8 @@ class PaymentRequest:
 
     ``merchant_reference`` is the provider-side bill number; when empty the payment service
     makes one per attempt (a retried order gets a new one). ``expires_at`` must be timezone
-    aware.
+    aware. ``idempotency_key`` is set by the payment service for a gateway that declares
+    ``idempotent_create``: the same key for every send of one attempt's create.
     """
 
     order_reference: str
@@ -290,6 +345,7 @@ class PaymentRequest:
     merchant_reference: str = ""
     created_at: datetime | None = None
     extra_fees: Money | None = None
+    idempotency_key: str = attrs.field(default="", repr=False)
 
     def __attrs_post_init__(self) -> None:
         if self.amount.amount <= 0:
@@ -312,26 +368,78 @@ class RedirectMethod(enum.Enum):
 
 @attrs.frozen
 class RedirectInstruction:
-    """Where to send the customer. The URL often embeds a signature: it is masked in ``repr``."""
+    """Where to send the customer. The URL often embeds a signature: it is masked in ``repr``.
+
+    A ``GET`` redirect is a plain link; a ``POST`` redirect is a form the customer's browser
+    posts (``form_fields``, kept out of ``repr``) to ``url``: the web app serves it as a small
+    auto-submitting page (``GET {prefix}/pay/<gateway>/<merchant_reference>``).
+    """
 
     url: str = attrs.field(repr=mask_url)
     method: RedirectMethod = RedirectMethod.GET
     form_fields: Mapping[str, str] = attrs.field(factory=dict, repr=False)
 
+    @property
+    def is_form(self) -> bool:
+        """True for a ``POST`` form."""
+        return self.method is RedirectMethod.POST
+
+
+class InstructionKind(enum.Enum):
+    """What the customer does when the provider gives instructions instead of a page."""
+
+    #: Transfer to a virtual account (``bank`` and ``number``).
+    VIRTUAL_ACCOUNT = "virtual_account"
+    #: Scan a QR code (``payload`` is the QR content, e.g. a QRIS string).
+    QR = "qr"
+    #: Pay with a code at a counter or in an app (``number``).
+    PAYMENT_CODE = "payment_code"
+    #: Approve a push request the provider sent to the customer's app or phone.
+    PUSH = "push"
+
+
+@attrs.frozen
+class PaymentInstructions:
+    """How to pay when there is no page to send the customer to: a virtual-account number,
+    a QR payload, a payment code, or a push the customer approves in an app.
+
+    ``number`` is the account number or payment code, ``bank`` the bank (virtual accounts),
+    ``payload`` the QR content, ``text`` a short human-readable instruction, ``url`` an
+    optional deep link or image of the code. None of it proves anything about the payment.
+    """
+
+    kind: InstructionKind
+    number: str = ""
+    bank: str = ""
+    payload: str = attrs.field(default="", repr=False)
+    expires_at: datetime | None = None
+    amount: Money | None = None
+    text: str = ""
+    url: str = attrs.field(default="", repr=mask_url)
+
 
 @attrs.frozen
 class Payment:
-    """A payment as a provider knows it after ``create`` (or after an inquiry)."""
+    """A payment as a provider knows it after ``create`` (or after an inquiry).
+
+    ``provider_data`` is the plugin's own memory of the payment: an opaque, JSON-serialisable
+    mapping (a checkout token, form fields) that ``create`` returns, the ledger stores, and the
+    payment service hands back in the :class:`Payment` given to ``redirect``, ``inquire`` and
+    ``cancel``. It never reaches the journal or a hook event and is kept out of ``repr``.
+    """
 
     provider: str
     merchant_reference: str
     status: PaymentStatus
     amount: Money
     provider_reference: str = ""
-    redirect: RedirectInstruction | None = None
+    redirect: RedirectInstruction | PaymentInstructions | None = None
     order_reference: str = ""
     expires_at: datetime | None = None
     provider_status: str = ""
+    provider_data: Mapping[str, Any] = attrs.field(
+        factory=dict, converter=json_object, repr=False, hash=False
+    )
 
 
 @attrs.frozen

@@ -55,7 +55,8 @@ class Hooks:
                 registry._loading("")
 
     def emit(self, event: PaymentEvent) -> None:
-        """Deliver ``event`` to every implementation of its lifecycle hook.
+        """Deliver ``event`` to every implementation of its hook (a lifecycle hook, or
+        ``gateway_provider_event`` for a provider event).
 
         Exceptions from handlers propagate: the caller (the outbox) keeps the event for a
         later retry.
@@ -64,7 +65,7 @@ class Hooks:
         caller(event=event)
 
     def handles(self, kind: EventKind) -> bool:
-        """True when at least one plugin implements the lifecycle hook for ``kind``."""
+        """True when at least one plugin implements the hook for ``kind``."""
         return bool(getattr(self._pm.hook, kind.hook_name).get_hookimpls())
 
     def implementations(self, hook_name: str) -> list[str]:

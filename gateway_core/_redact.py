@@ -299,3 +299,9 @@ def protect_third_party_loggers() -> None:
     """Put the redacting filter on the HTTP stack's loggers too (idempotent)."""
     for name in THIRD_PARTY_LOGGERS:
         get_logger(name)
+
+
+def scrub_secrets(text: str) -> str:
+    """Only the registered secret values masked (nothing shaped like one): for text a person
+    must be able to use as printed, such as the fields of a form the customer posts."""
+    return _SECRETS.scrub(text)

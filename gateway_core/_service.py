@@ -6,6 +6,15 @@
   the caller gets :class:`~gateway_core.OutcomeUnknown`, nothing is re-posted, and the next
   ``start_payment`` for the order makes a new attempt with a new merchant reference. The old
   one was never shown to the customer, so it cannot be paid; reconciliation settles it.
+* Unless the gateway declares ``idempotent_create``: then every attempt gets an idempotency
+  key, kept in the ledger and sent with each create of that attempt. An ambiguous create is
+  re-sent at once with the same key (``IDEMPOTENT_CREATE_TRIES`` sends in all), and a later
+  ``start_payment`` for the order re-sends the unknown attempt's create, with its key,
+  instead of minting a new attempt: the provider's answer settles the attempt
+  (``unknown → pending``), and the provider holds one bill.
+* What the provider's ``create`` returns for later (``provider_data``) is stored with its
+  reference and handed back to ``redirect``, ``inquire`` and ``cancel``, so pressing "pay"
+  again shows the same page, form or instructions.
 * The customer's return never changes a status by itself: it triggers a (rate-limited)
   inquiry, and the inquiry's answer is applied.
 * A notification is verified by the plugin, then checked against the ledger (merchant,
@@ -33,6 +42,8 @@ verification) and :mod:`gateway_core._service_reconcile`; what it returns is in
 
 from __future__ import annotations
 
+import secrets
+
 import attrs
 
 from gateway_core._events import EventKind
@@ -41,9 +52,13 @@ from gateway_core._exceptions import (
     LedgerError,
     OutcomeUnknown,
 )
+from gateway_core._gateway import Gateway
 from gateway_core._models import (
+    Payment,
+    PaymentInstructions,
     PaymentRequest,
     PaymentStatus,
+    RedirectInstruction,
 )
 from gateway_core._redact import get_logger
 from gateway_core._service_core import ServiceCore, order_receipt
@@ -81,6 +96,11 @@ log = get_logger(__name__)
 
 _S = PaymentStatus
 
+#: How many times one call sends an idempotent create whose answer was lost (the first send
+#: included), and the pause between sends (seconds).
+IDEMPOTENT_CREATE_TRIES = 2
+IDEMPOTENT_CREATE_PAUSE = 0.5
+
 
 class PaymentService(InboundService, ReconcilingService):
     """What the platform calls. One instance can serve several configured gateways.
@@ -94,10 +114,12 @@ class PaymentService(InboundService, ReconcilingService):
     def start_payment(self, gateway_name: str, request: PaymentRequest) -> StartedPayment:
         """Create (or reuse) the payment attempt for ``request.order_reference``.
 
-        Double-clicking "pay" returns the existing payable attempt instead of a second bill.
+        Double-clicking "pay" returns the existing payable attempt instead of a second bill,
+        with the redirect (or instructions) rebuilt from the attempt's ``provider_data``.
         Raises :class:`~gateway_core.OutcomeUnknown` when the provider may have created the
         bill but the reply was lost: the attempt stays ``unknown`` and a later call makes a
-        new attempt with a new merchant reference.
+        new attempt with a new merchant reference, or, for a gateway with
+        ``idempotent_create``, re-sends that attempt's create with its key.
         """
         gw = self.gateway(gateway_name)
         now = self._clock()
@@ -117,15 +139,30 @@ class PaymentService(InboundService, ReconcilingService):
         for attempt in attempts:
             if attempt.superseded:
                 continue
-            reusable = (
-                attempt.status in (_S.PENDING, _S.IN_PROCESS)
-                and attempt.provider_reference
-                and attempt.amount == request.amount
-                and (attempt.expires_at is None or attempt.expires_at > now)
+            fits = attempt.amount == request.amount and (
+                attempt.expires_at is None or attempt.expires_at > now
             )
-            if reusable:
+            payable = attempt.status in (_S.PENDING, _S.IN_PROCESS)
+            if fits and payable and attempt.provider_reference:
                 payment = self.as_payment(attempt)
                 return StartedPayment(attempt, gw.redirect(payment), reused=True)
+            if (
+                fits
+                and attempt.status is _S.UNKNOWN
+                and attempt.idempotency_key
+                and gw.idempotent_create
+            ):
+                # The same attempt, sent again with its key: the provider answers with the
+                # bill it may already hold instead of making a second one.
+                resent = attrs.evolve(
+                    request,
+                    merchant_reference=attempt.merchant_reference,
+                    expires_at=attempt.expires_at,
+                    created_at=attempt.created_at,
+                    idempotency_key=attempt.idempotency_key,
+                )
+                gw.check_request(resent)
+                return self._send_create(gw, gateway_name, attempt, resent)
             if attempt.status in (_S.PENDING, _S.IN_PROCESS, _S.UNKNOWN):
                 # Replaced by a new attempt: a different amount, an expired attempt, or a
                 # create whose outcome is unknown (never shown to the customer).
@@ -137,7 +174,11 @@ class PaymentService(InboundService, ReconcilingService):
             reference = make(order, number)
         expires_at = request.expires_at or now + (gw.default_expiry or self.policy.default_expiry)
         outbound = attrs.evolve(
-            request, merchant_reference=reference, expires_at=expires_at, created_at=now
+            request,
+            merchant_reference=reference,
+            expires_at=expires_at,
+            created_at=now,
+            idempotency_key=secrets.token_hex(16) if gw.idempotent_create else "",
         )
         # The provider's own rules, before anything is recorded: a user mistake (a reference
         # the provider refuses, a wrong currency, a missing phone) leaves no ledger row and
@@ -163,37 +204,37 @@ class PaymentService(InboundService, ReconcilingService):
                 created_at=now,
                 updated_at=now,
                 version=0,
+                idempotency_key=outbound.idempotency_key,
             )
         )
+        return self._send_create(gw, gateway_name, record, outbound)
+
+    def customer_action(
+        self, gateway_name: str, merchant_reference: str
+    ) -> RedirectInstruction | PaymentInstructions | None:
+        """What the customer is shown to pay this attempt (rebuilt by the gateway from the
+        stored ``provider_data``), or None when it cannot be paid: final, outcome unknown,
+        replaced by a newer attempt, or past its expiry. :class:`UnknownPayment` when the
+        ledger has no such payment."""
+        gw = self.gateway(gateway_name)
+        record = self.payment(gateway_name, merchant_reference)
+        payable = record.status in (_S.PENDING, _S.IN_PROCESS) and record.provider_reference
+        if not payable or record.superseded:
+            return None
+        if record.expires_at is not None and record.expires_at <= self._clock():
+            return None
+        return gw.redirect(self.as_payment(record))
+
+    def _send_create(
+        self, gw: Gateway, gateway_name: str, record: PaymentRecord, outbound: PaymentRequest
+    ) -> StartedPayment:
+        """Send the create of the recorded attempt ``record`` (status ``unknown``) and settle
+        the attempt from the answer (``unknown → pending``, the provider's reference and
+        ``provider_data`` stored)."""
         assert record.id is not None
-        try:
-            payment = gw.create(outbound)
-        except OutcomeUnknown:
-            self.ledger.append_journal(
-                self._journal(gateway_name, reference, "create", "unknown", "outcome_unknown")
-            )
-            log.warning(
-                "create for %s on %s: outcome unknown; recorded as unknown, not retried",
-                reference,
-                gateway_name,
-            )
-            raise
-        except GatewayError as exc:
-            # Provably not created (never sent, refused, invalid request): close the attempt.
-            self.ledger.apply_transition(
-                record.id,
-                expected_status=_S.UNKNOWN,
-                new_status=_S.FAILED,
-                source="create",
-                event_key=f"create_failed:{type(exc).__name__}",
-                journal=self._journal(
-                    gateway_name, reference, "create", "rejected", type(exc).__name__
-                ),
-            )
-            raise
-        record = self.ledger.set_provider_reference(
-            record.id, payment.provider_reference, expected_version=record.version
-        )
+        payment = self._call_create(gw, gateway_name, record, outbound)
+        record = self._store_answer(record, payment)
+        reference = record.merchant_reference
         created = self._event(record, EventKind.CREATED, status=_S.PENDING, previous=None)
         assert record.id is not None
         result = self.ledger.apply_transition(
@@ -208,5 +249,77 @@ class PaymentService(InboundService, ReconcilingService):
             log.info("create for %s: status changed concurrently (%s)", reference, result.value)
         record = self.payment(gateway_name, reference)
         self._after_commit()
-        redirect = payment.redirect or gw.redirect(payment)
+        redirect = payment.redirect or gw.redirect(self.as_payment(record))
         return StartedPayment(record, redirect)
+
+    def _store_answer(self, record: PaymentRecord, payment: Payment) -> PaymentRecord:
+        """The provider's reference and ``provider_data``, stored with a compare-and-set; a
+        concurrent re-send of the same idempotent create that stored the same answer first
+        is not an error."""
+        assert record.id is not None
+        for _ in range(3):
+            try:
+                return self.ledger.set_provider_reference(
+                    record.id,
+                    payment.provider_reference,
+                    expected_version=record.version,
+                    provider_data=payment.provider_data,
+                )
+            except LedgerError:
+                fresh = self.ledger.get_payment_by_id(record.id)
+                same = fresh is not None and fresh.provider_reference in (
+                    "",
+                    payment.provider_reference,
+                )
+                if fresh is None or not same:
+                    raise
+                record = fresh
+        return record
+
+    def _call_create(
+        self, gw: Gateway, gateway_name: str, record: PaymentRecord, outbound: PaymentRequest
+    ) -> Payment:
+        """``gw.create(outbound)``: an ambiguous answer is re-sent with the same idempotency
+        key when there is one (bounded), else left unknown; a refusal closes the attempt."""
+        assert record.id is not None
+        reference = record.merchant_reference
+        tries = IDEMPOTENT_CREATE_TRIES if outbound.idempotency_key else 1
+        sent = 0
+        while True:
+            sent += 1
+            try:
+                return gw.create(outbound)
+            except OutcomeUnknown:
+                self.ledger.append_journal(
+                    self._journal(gateway_name, reference, "create", "unknown", "outcome_unknown")
+                )
+                if sent < tries:
+                    log.warning(
+                        "create for %s on %s: outcome unknown; re-sending with its key",
+                        reference,
+                        gateway_name,
+                    )
+                    self._sleep(IDEMPOTENT_CREATE_PAUSE)
+                    continue
+                log.warning(
+                    "create for %s on %s: outcome unknown; recorded as unknown, %s",
+                    reference,
+                    gateway_name,
+                    "re-sent with its key by the next start_payment"
+                    if outbound.idempotency_key
+                    else "not retried",
+                )
+                raise
+            except GatewayError as exc:
+                # Provably not created (never sent, refused, invalid request): close it.
+                self.ledger.apply_transition(
+                    record.id,
+                    expected_status=_S.UNKNOWN,
+                    new_status=_S.FAILED,
+                    source="create",
+                    event_key=f"create_failed:{type(exc).__name__}",
+                    journal=self._journal(
+                        gateway_name, reference, "create", "rejected", type(exc).__name__
+                    ),
+                )
+                raise

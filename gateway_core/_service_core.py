@@ -22,7 +22,9 @@ from gateway_core._exceptions import (
     UnknownPayment,
 )
 from gateway_core._gateway import Gateway
+from gateway_core._inbound import Reason, Verdict
 from gateway_core._models import (
+    Money,
     Payment,
     PaymentStatus,
     StatusReport,
@@ -116,6 +118,7 @@ class ServiceCore:
             provider_reference=record.provider_reference,
             order_reference=record.order_reference,
             expires_at=record.expires_at,
+            provider_data=record.provider_data,
         )
 
     def _event(
@@ -127,10 +130,14 @@ class ServiceCore:
         previous: PaymentStatus | None,
         reason: str = "",
         discriminator: str = "",
+        provider_kind: str = "",
+        event_amount: Money | None = None,
     ) -> OutboxEvent:
         event_id = f"{record.gateway}:{record.merchant_reference}:{kind.value}"
         if kind is EventKind.NEEDS_REVIEW:
             event_id = f"{event_id}:{reason}:{discriminator}"
+        elif kind is EventKind.PROVIDER_EVENT:
+            event_id = f"{event_id}:{discriminator}"
         event = PaymentEvent(
             event_id=event_id,
             kind=kind,
@@ -142,8 +149,10 @@ class ServiceCore:
             occurred_at=self._clock(),
             provider_reference=record.provider_reference,
             previous_status=previous,
-            reason=reason,
+            reason=str(reason),
             gateway_name=record.gateway,
+            provider_kind=provider_kind,
+            event_amount=event_amount,
         )
         assert record.id is not None
         return OutboxEvent.from_event(event, record.id)
@@ -167,8 +176,8 @@ class ServiceCore:
             gateway=gateway_name,
             merchant_reference=merchant_reference,
             kind=kind,
-            verdict=verdict,
-            reason=reason,
+            verdict=str(verdict),
+            reason=str(reason),
             body=text,
             received_at=self._clock(),
         )
@@ -181,7 +190,7 @@ class ServiceCore:
         source: str,
         event_key: str,
         body: str = "",
-    ) -> tuple[str, str, PaymentRecord]:
+    ) -> tuple[Verdict, Reason, PaymentRecord]:
         """Apply ``reported`` to ``record`` along the state machine. Returns (verdict, reason,
         record). Safe under concurrency: a lost compare-and-set re-reads and decides again."""
         gateway_name = record.gateway
@@ -193,7 +202,7 @@ class ServiceCore:
                         gateway_name, record.merchant_reference, source, "duplicate", "", body
                     )
                 )
-                return "duplicate", "", record
+                return Verdict.DUPLICATE, Reason.NONE, record
             if decision is Decision.IGNORE:
                 reason = review_reason(record.status, reported)
                 self.ledger.append_journal(
@@ -201,10 +210,14 @@ class ServiceCore:
                         gateway_name, record.merchant_reference, source, "ignored", reason, body
                     )
                 )
-                return "ignored", reason, record
+                return Verdict.IGNORED, reason, record
             if decision is Decision.REVIEW:
                 reason = review_reason(record.status, reported)
-                return "review", reason, self._review(record, reason, event_key, source, body)
+                return (
+                    Verdict.REVIEW,
+                    reason,
+                    self._review(record, reason, event_key, source, body),
+                )
             events: list[OutboxEvent] = []
             kind = EVENT_FOR_STATUS.get(reported)
             if record.superseded and reported in (_S.FAILED, _S.EXPIRED, _S.CANCELLED):
@@ -230,7 +243,7 @@ class ServiceCore:
             )
             if result is ApplyResult.APPLIED:
                 fresh = self.ledger.get_payment_by_id(record.id)
-                return "applied", "", fresh or record
+                return Verdict.APPLIED, Reason.NONE, fresh or record
             fresh = self.ledger.get_payment_by_id(record.id)
             if fresh is None:  # pragma: no cover - rows are never deleted
                 raise LedgerError("payment vanished", merchant_reference=record.merchant_reference)
@@ -238,9 +251,9 @@ class ServiceCore:
                 # The order-level paid receipt exists, but not for this attempt: another
                 # attempt of the same order was paid first. Money moved twice.
                 return (
-                    "review",
-                    "paid_twice",
-                    self._review(fresh, "paid_twice", event_key, source, body),
+                    Verdict.REVIEW,
+                    Reason.PAID_TWICE,
+                    self._review(fresh, Reason.PAID_TWICE, event_key, source, body),
                 )
             record = fresh
         raise LedgerError(  # pragma: no cover - needs eight lost races in a row
@@ -249,7 +262,7 @@ class ServiceCore:
         )
 
     def _review(
-        self, record: PaymentRecord, reason: str, event_key: str, source: str, body: str
+        self, record: PaymentRecord, reason: Reason, event_key: str, source: str, body: str
     ) -> PaymentRecord:
         event = self._event(
             record,
@@ -268,26 +281,30 @@ class ServiceCore:
             ),
         )
         log.warning(
-            "payment %s on %s needs review: %s", record.merchant_reference, record.gateway, reason
+            "payment %s on %s needs review: %s",
+            record.merchant_reference,
+            record.gateway,
+            reason.value,
         )
         return record
 
     @staticmethod
-    def _report_mismatch(record: PaymentRecord, report: StatusReport) -> str:
-        """The first way a provider's answer (inquiry, cancel) disagrees with the ledger."""
+    def _report_mismatch(record: PaymentRecord, report: StatusReport) -> Reason:
+        """The first way a provider's answer (inquiry, cancel) disagrees with the ledger
+        (``Reason.NONE``, which is falsy, when it agrees)."""
         if report.merchant_reference and report.merchant_reference != record.merchant_reference:
-            return "reference_mismatch"
+            return Reason.REFERENCE_MISMATCH
         if report.merchant_id and report.merchant_id != record.merchant_id:
-            return "merchant_mismatch"
+            return Reason.MERCHANT_MISMATCH
         if (
             report.provider_reference
             and record.provider_reference
             and report.provider_reference != record.provider_reference
         ):
-            return "reference_mismatch"
+            return Reason.REFERENCE_MISMATCH
         if report.amount is not None and report.amount != record.amount:
-            return "amount_mismatch"
-        return ""
+            return Reason.AMOUNT_MISMATCH
+        return Reason.NONE
 
     def _after_commit(self) -> None:
         if self._deliver_after_commit:

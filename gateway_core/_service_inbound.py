@@ -12,14 +12,14 @@ from collections.abc import Mapping
 
 import attrs
 
+from gateway_core._events import EventKind
 from gateway_core._exceptions import (
     GatewayError,
     NotificationRejected,
-    UnknownPayment,
 )
 from gateway_core._gateway import Gateway
+from gateway_core._inbound import InboundRequest, ProviderEvent, Reason, Verdict
 from gateway_core._models import (
-    Acknowledgement,
     Capability,
     Notification,
     PaymentStatus,
@@ -31,6 +31,7 @@ from gateway_core._service_core import ServiceCore
 from gateway_core._service_types import Check, NotificationOutcome, ReturnOutcome
 from gateway_core._state import Decision, decide
 from gateway_core.ledger import (
+    ApplyResult,
     PaymentRecord,
 )
 
@@ -39,36 +40,154 @@ log = get_logger("gateway_core._service")
 _S = PaymentStatus
 
 
+@attrs.frozen
+class _Decided:
+    """The service's decision about one inbound message, before the reply is rendered."""
+
+    verdict: Verdict
+    reason: Reason = Reason.NONE
+    record: PaymentRecord | None = None
+
+
 class InboundService(ServiceCore):
     """Notifications, returns, inquiries, cancels and verification."""
+
+    def receive_notification(
+        self, gateway_name: str, request: InboundRequest
+    ) -> NotificationOutcome:
+        """Parse, decide, write and reply to one notification, in that order: the gateway
+        parses, this service decides a (:class:`Verdict`, :class:`Reason`) and writes once,
+        and the gateway renders the reply for it, exactly once, at the end. Never raises for
+        bad input: a rejected notification gets the provider's failure reply and changes
+        nothing. Raises :class:`~gateway_core.LedgerError` (before any reply) when the ledger
+        fails; the caller then answers with :meth:`refuse_notification`."""
+        gw = self.gateway(gateway_name)
+        text = request.body[: 4 * self.policy.journal_body_limit].decode("utf-8", "replace")
+        message: Notification | ProviderEvent | None
+        try:
+            message = gw.parse_notification(request)
+        except NotificationRejected as exc:
+            message, reason = None, Reason.of(exc.reason)
+            self.ledger.append_journal(
+                self._journal(gateway_name, "", "notification", "rejected", reason, text)
+            )
+            log.warning("notification on %s rejected: %s", gateway_name, reason.value)
+            decided = _Decided(Verdict.REJECTED, reason)
+        else:
+            if isinstance(message, ProviderEvent):
+                decided = self._provider_event(gateway_name, message, text)
+            else:
+                decided = self._decide_notification(gw, gateway_name, message, text)
+            # Also after a duplicate: a worker that died after its commit left events to deliver.
+            self._after_commit()
+        accepted = self._accepts(decided)
+        ack = gw.reply(decided.verdict, message, decided.reason, request, accepted=accepted)
+        return NotificationOutcome(ack, decided.verdict, decided.reason, decided.record)
 
     def handle_notification(
         self, gateway_name: str, body: bytes, headers: Mapping[str, str] | None = None
     ) -> NotificationOutcome:
-        """Verify, check, apply and acknowledge one notification. Never raises for bad input:
-        a rejected notification gets the provider's failure reply and changes nothing."""
+        """:meth:`receive_notification` of a POST of ``body``."""
+        return self.receive_notification(gateway_name, InboundRequest.post(body, headers))
+
+    def refuse_notification(
+        self,
+        gateway_name: str,
+        reason: Reason,
+        request: InboundRequest | None = None,
+        *,
+        journal: bool = True,
+    ) -> NotificationOutcome:
+        """Refuse a notification without parsing it (too large, no length, a source not
+        allowed, the ledger down): journal the refusal and return the provider's failure
+        reply. Nothing else is touched. ``Reason.LEDGER_UNAVAILABLE`` (or ``journal=False``)
+        writes nothing: the reply is all there is."""
         gw = self.gateway(gateway_name)
-        text = body[: 4 * self.policy.journal_body_limit].decode("utf-8", "replace")
-        try:
-            notification = gw.handle_notification(body, headers or {})
-        except NotificationRejected as exc:
+        request = request if request is not None else InboundRequest.post(b"")
+        if journal and reason is not Reason.LEDGER_UNAVAILABLE:
+            # Bounded, and longer than what is kept: _journal cuts where no secret is split.
+            limit = 4 * self.policy.journal_body_limit
+            prefix = request.body[:limit].decode("utf-8", "replace")
             self.ledger.append_journal(
-                self._journal(gateway_name, "", "notification", "rejected", exc.reason, text)
+                self._journal(gateway_name, "", "notification", "rejected", reason, prefix)
             )
-            log.warning("notification on %s rejected: %s", gateway_name, exc.reason)
-            ack = exc.acknowledgement or Acknowledgement(
-                400, "text/plain", b"rejected", accepted=False
+        ack = gw.reply(Verdict.REJECTED, None, reason, request, accepted=False)
+        return NotificationOutcome(ack, Verdict.REJECTED, reason)
+
+    def _accepts(self, decided: _Decided) -> bool:
+        """Whether the provider gets its success reply (the policy decides for reviews and
+        unknown payments)."""
+        if decided.verdict is Verdict.REVIEW:
+            return self.policy.acknowledge_review
+        if decided.verdict is Verdict.REJECTED:
+            return (
+                decided.reason is Reason.UNKNOWN_PAYMENT and self.policy.acknowledge_unknown_payment
             )
-            return NotificationOutcome(ack, "rejected", exc.reason)
+        return True
+
+    def _provider_event(self, gateway_name: str, event: ProviderEvent, text: str) -> _Decided:
+        """Journal a provider event, deliver it once to ``gateway_provider_event`` (deduped
+        by its ``event_key``); never a status change."""
+        record = self.ledger.get_payment(gateway_name, event.merchant_reference)
+        if record is None:
+            reason = Reason.UNKNOWN_PAYMENT
+            self.ledger.append_journal(
+                self._journal(
+                    gateway_name, event.merchant_reference, "notification", "rejected", reason, text
+                )
+            )
+            log.warning(
+                "provider event %s on %s for unknown payment %s",
+                event.kind,
+                gateway_name,
+                event.merchant_reference,
+            )
+            return _Decided(Verdict.REJECTED, reason)
+        outbox = self._event(
+            record,
+            EventKind.PROVIDER_EVENT,
+            status=record.status,
+            previous=record.status,
+            discriminator=event.event_key,
+            provider_kind=event.kind,
+            event_amount=event.amount,
+        )
+        result = self.ledger.record_without_transition(
+            gateway=gateway_name,
+            receipt_key=f"provider-event:{event.event_key}",
+            events=[outbox],
+            journal=self._journal(
+                gateway_name, record.merchant_reference, "notification", "event", event.kind, text
+            ),
+        )
+        if result is ApplyResult.DUPLICATE:
+            self.ledger.append_journal(
+                self._journal(
+                    gateway_name,
+                    record.merchant_reference,
+                    "notification",
+                    "duplicate",
+                    event.kind,
+                    text,
+                )
+            )
+            return _Decided(Verdict.DUPLICATE, Reason.NONE, record)
+        return _Decided(Verdict.EVENT, Reason.NONE, record)
+
+    def _decide_notification(
+        self, gw: Gateway, gateway_name: str, notification: Notification, text: str
+    ) -> _Decided:
+        """Check a verified notification against the ledger and apply it (or not)."""
         record = self.ledger.get_payment(gateway_name, notification.merchant_reference)
         if record is None:
+            reason = Reason.UNKNOWN_PAYMENT
             self.ledger.append_journal(
                 self._journal(
                     gateway_name,
                     notification.merchant_reference,
                     "notification",
                     "rejected",
-                    UnknownPayment.reason,
+                    reason,
                     text,
                 )
             )
@@ -77,20 +196,16 @@ class InboundService(ServiceCore):
                 gateway_name,
                 notification.merchant_reference,
             )
-            accepted = self.policy.acknowledge_unknown_payment
-            ack = gw.acknowledge(notification, accepted=accepted, reason=UnknownPayment.reason)
-            return NotificationOutcome(ack, "rejected", UnknownPayment.reason)
+            return _Decided(Verdict.REJECTED, reason)
         mismatch = self._mismatch(gw, record, notification)
         report: StatusReport | None = None
         if mismatch == "adopt":
             record, report = self._adopt_reference(gw, record, notification)
-            mismatch = "" if record.provider_reference else "reference_unconfirmed"
+            mismatch = "" if record.provider_reference else Reason.REFERENCE_UNCONFIRMED
         if mismatch:
-            self._review(record, mismatch, notification.event_key, "notification", text)
-            accepted = self.policy.acknowledge_review
-            ack = gw.acknowledge(notification, accepted=accepted, reason=mismatch)
-            self._after_commit()
-            return NotificationOutcome(ack, "review", mismatch, record)
+            reason = Reason(mismatch)
+            self._review(record, reason, notification.event_key, "notification", text)
+            return _Decided(Verdict.REVIEW, reason, record)
         trust = type(gw).trust
         status_signed = trust.notification_proves(SignedField.STATUS)
         if not status_signed or (
@@ -105,10 +220,7 @@ class InboundService(ServiceCore):
             event_key=notification.event_key,
             body=text,
         )
-        ack = gw.acknowledge(notification)
-        # Also after a duplicate: a worker that died after its commit left events to deliver.
-        self._after_commit()
-        return NotificationOutcome(ack, verdict, reason, record)
+        return _Decided(verdict, reason, record)
 
     def _confirmed_notification(
         self,
@@ -117,7 +229,7 @@ class InboundService(ServiceCore):
         notification: Notification,
         report: StatusReport | None,
         text: str,
-    ) -> NotificationOutcome:
+    ) -> _Decided:
         """A notification whose signature does not prove what it reports: the provider's
         inquiry decides. The inquiry's answer is checked against the ledger and applied; the
         success reply is sent only when the (durable) ledger now agrees with the notification.
@@ -129,13 +241,10 @@ class InboundService(ServiceCore):
         if report is not None:
             mismatch = self._report_mismatch(record, report)
             if mismatch:
-                self._review(record, mismatch, notification.event_key, "notification", text)
-                ack = gw.acknowledge(
-                    notification, accepted=self.policy.acknowledge_review, reason=mismatch
-                )
-                self._after_commit()
-                return NotificationOutcome(ack, "review", mismatch, record)
-        verdict, reason = "rejected", "status_unconfirmed"
+                reason = Reason(mismatch)
+                self._review(record, reason, notification.event_key, "notification", text)
+                return _Decided(Verdict.REVIEW, reason, record)
+        verdict, reason = Verdict.REJECTED, Reason.STATUS_UNCONFIRMED
         if report is not None and report.status is not _S.UNKNOWN:
             same_claim = report.status is notification.status
             if decide(record.status, report.status) is not Decision.SAME:
@@ -149,20 +258,16 @@ class InboundService(ServiceCore):
                     body=text,
                 )
             else:
-                verdict, reason = "duplicate", ""
-            if verdict == "review":  # confirmed, and money moved twice (paid_twice, ...)
-                ack = gw.acknowledge(
-                    notification, accepted=self.policy.acknowledge_review, reason=reason
-                )
-                self._after_commit()
-                return NotificationOutcome(ack, verdict, reason, record)
+                verdict, reason = Verdict.DUPLICATE, Reason.NONE
+            if verdict is Verdict.REVIEW:  # confirmed, and money moved twice (paid_twice, ...)
+                return _Decided(verdict, reason, record)
             claimed = notification.status
             signed = type(gw).trust.notification_proves(SignedField.STATUS)
             if signed and decide(record.status, claimed) in (Decision.APPLY, Decision.REVIEW):
                 # It claims more than the provider confirms, or the opposite of it (a forged
                 # "paid", or one that arrived before the provider's own records caught up).
-                verdict, reason = "rejected", "status_unconfirmed"
-        if verdict == "rejected":
+                verdict, reason = Verdict.REJECTED, Reason.STATUS_UNCONFIRMED
+        if verdict is Verdict.REJECTED:
             self.ledger.append_journal(
                 self._journal(
                     gateway_name,
@@ -180,31 +285,7 @@ class InboundService(ServiceCore):
                 gateway_name,
                 notification.status.value,
             )
-            ack = gw.acknowledge(notification, accepted=False, reason=reason)
-            self._after_commit()
-            return NotificationOutcome(ack, verdict, reason, record)
-        ack = gw.acknowledge(notification)
-        self._after_commit()
-        return NotificationOutcome(ack, verdict, reason, record)
-
-    def refuse_notification(
-        self, gateway_name: str, reason: str, body: bytes = b""
-    ) -> NotificationOutcome:
-        """Refuse a notification before reading it (too large, say): journal the refusal and
-        return the provider's failure reply. Nothing else is touched."""
-        gw = self.gateway(gateway_name)
-        # Bounded, and longer than what is kept: _journal cuts where no secret is split.
-        prefix = body[: 4 * self.policy.journal_body_limit].decode("utf-8", "replace")
-        self.ledger.append_journal(
-            self._journal(gateway_name, "", "notification", "rejected", reason, prefix)
-        )
-        try:
-            gw.handle_notification(b"", {})
-        except NotificationRejected as exc:
-            if exc.acknowledgement is not None:
-                return NotificationOutcome(exc.acknowledgement, "rejected", reason)
-        ack = Acknowledgement(400, "text/plain", b"rejected", accepted=False)
-        return NotificationOutcome(ack, "rejected", reason)
+        return _Decided(verdict, reason, record)
 
     def _mismatch(self, gw: Gateway, record: PaymentRecord, notification: Notification) -> str:
         """The first way ``notification`` disagrees with the ledger, or ``""``."""
@@ -268,11 +349,13 @@ class InboundService(ServiceCore):
         """
         gw = self.gateway(gateway_name)
         try:
-            notification = gw.handle_notification(body, headers or {})
+            notification = gw.parse_notification(InboundRequest.post(body, headers))
         except NotificationRejected as exc:
             name = "signature" if exc.reason == "bad_signature" else "format"
             return [Check(name, False, exc.message)]
         checks = [Check("format", True), Check("signature", True)]
+        if isinstance(notification, ProviderEvent):
+            return [*checks, Check("status_change", False, f"a {notification.kind} event")]
         record = self.ledger.get_payment(gateway_name, notification.merchant_reference)
         if record is None:
             return [
@@ -306,7 +389,7 @@ class InboundService(ServiceCore):
         """Verify a return URL's query: ``signature`` then ``known_payment``."""
         gw = self.gateway(gateway_name)
         try:
-            claimed = gw.handle_return(query, {})
+            claimed = gw.parse_return(InboundRequest.get(query))
         except NotificationRejected as exc:
             name = "signature" if exc.reason == "bad_signature" else "format"
             return [Check(name, False, exc.message)]
@@ -326,11 +409,15 @@ class InboundService(ServiceCore):
         query: Mapping[str, str],
         headers: Mapping[str, str] | None = None,
     ) -> ReturnOutcome:
-        """Verify the customer's return and confirm by inquiry. The return itself never
-        changes a status. Raises :class:`~gateway_core.NotificationRejected` when it does
-        not verify."""
+        """:meth:`receive_return` of a GET with the query string ``query``."""
+        return self.receive_return(gateway_name, InboundRequest.get(query, headers))
+
+    def receive_return(self, gateway_name: str, request: InboundRequest) -> ReturnOutcome:
+        """Verify the customer's return (by GET or POST) and confirm by inquiry. The return
+        itself never changes a status (unless the provider declares ``return_settles``).
+        Raises :class:`~gateway_core.NotificationRejected` when it does not verify."""
         gw = self.gateway(gateway_name)
-        claimed = gw.handle_return(query, headers or {})
+        claimed = gw.parse_return(request)
         record = self.ledger.get_payment(gateway_name, claimed.merchant_reference)
         self.ledger.append_journal(
             self._journal(

@@ -77,6 +77,7 @@ class ReconcilingService(ServiceCore):
         counts = {"examined": 0, "changed": 0, "unchanged": 0, "waiting": 0, "errors": 0}
         reviews = 0
         first = True
+        verdict: str  # a Verdict, or what the progress report says instead
         for record in candidates:
             counts["examined"] += 1
             gw = self.gateways[record.gateway]

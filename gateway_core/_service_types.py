@@ -9,29 +9,47 @@ from typing import Any
 import attrs
 
 from gateway_core._config import SettingsReader
-from gateway_core._models import Acknowledgement, RedirectInstruction, ReturnResult
+from gateway_core._inbound import Reason, Verdict
+from gateway_core._models import (
+    Acknowledgement,
+    PaymentInstructions,
+    RedirectInstruction,
+    ReturnResult,
+)
 from gateway_core.ledger import PaymentRecord
 
 
 @attrs.frozen
 class StartedPayment:
-    """A payment attempt the customer can be sent to pay."""
+    """A payment attempt the customer can be sent to pay.
+
+    ``redirect`` is what the customer is shown: a :class:`~gateway_core.RedirectInstruction`
+    (a GET link, or a POST form the web app serves at ``{prefix}/pay/<gateway>/<reference>``)
+    or :class:`~gateway_core.PaymentInstructions` (a virtual-account number, a QR payload).
+    """
 
     payment: PaymentRecord
-    redirect: RedirectInstruction
+    redirect: RedirectInstruction | PaymentInstructions
     reused: bool = False
+
+    @property
+    def instructions(self) -> PaymentInstructions | None:
+        """The instructions to show, when the provider gives no page to send the customer."""
+        return self.redirect if isinstance(self.redirect, PaymentInstructions) else None
 
 
 @attrs.frozen
 class NotificationOutcome:
     """What the service did with a notification, and the reply for the provider.
 
-    ``verdict`` is one of ``applied``, ``duplicate``, ``ignored``, ``review``, ``rejected``.
+    ``verdict`` and ``reason`` are :class:`~gateway_core.Verdict` and
+    :class:`~gateway_core.Reason` members (string enums: ``outcome.verdict == "applied"``
+    holds).
     """
 
     acknowledgement: Acknowledgement
-    verdict: str
-    reason: str = ""
+    verdict: Verdict
+    reason: Reason = Reason.NONE
     payment: PaymentRecord | None = None
 
 

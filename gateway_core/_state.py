@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import enum
 
+from gateway_core._inbound import Reason
 from gateway_core._models import PaymentStatus as S
 
 _ALLOWED: dict[S, frozenset[S]] = {
@@ -67,6 +68,7 @@ def decide(current: S, reported: S) -> Decision:
     return Decision.REVIEW
 
 
-def review_reason(current: S, reported: S) -> str:
-    """A stable reason code for a ``REVIEW`` decision."""
-    return f"{reported.value}_after_{current.value}"
+def review_reason(current: S, reported: S) -> Reason:
+    """The stable reason of a ``REVIEW`` (or ``IGNORE``) decision:
+    ``<reported>_after_<current>``."""
+    return Reason(f"{reported.value}_after_{current.value}")

@@ -23,6 +23,7 @@ import attrs
 
 from gateway_core._cli_maintenance import PRUNE_HELP, add_prune_arguments, prune
 from gateway_core._config import Settings
+from gateway_core._customer_action import action_data, action_text
 from gateway_core._exceptions import GatewayError
 from gateway_core._models import Customer, Money, PaymentRequest, PaymentStatus
 from gateway_core._plugins import PluginHost
@@ -343,14 +344,15 @@ def _create(args: argparse.Namespace, out: TextIO) -> int:
         )
         started = rt.service.start_payment(gateway, request)
         data = _record_dict(started.payment)
-        data["redirect_url"] = started.redirect.url
+        data["redirect_url"] = started.redirect.url  # kept for scripts written before "action"
+        data["action"] = action_data(started.redirect)
         data["reused"] = started.reused
         _emit(
             args,
             out,
             data,
             _record_line(started.payment)
-            + f"\nsend the customer to: {started.redirect.url}"
+            + f"\n{action_text(started.redirect)}"
             + ("\n(an existing payable attempt was reused)" if started.reused else ""),
         )
         return EXIT_OK

@@ -25,7 +25,14 @@ import attrs
 from gateway_core._config import Settings
 from gateway_core._events import EventKind, PaymentEvent
 from gateway_core._exceptions import GatewayError
-from gateway_core._models import Customer, LineItem, Money, PaymentRequest, PaymentStatus
+from gateway_core._models import (
+    Customer,
+    LineItem,
+    Money,
+    PaymentRequest,
+    PaymentStatus,
+    RedirectInstruction,
+)
 from gateway_core._plugins import PluginHost
 from gateway_core._redact import mask_url, protect_third_party_loggers
 from gateway_core._runtime import build_runtime
@@ -210,10 +217,13 @@ def run_demo(options: DemoOptions, *, out: TextIO | None) -> dict[str, Any]:
             f" provider transaction {record.provider_reference}; ledger status "
             f"{record.status.value}"
         )
-        say(f"   redirect the customer to {mask_url(started.redirect.url)} (signature hidden)")
+        redirect = started.redirect
+        if not isinstance(redirect, RedirectInstruction):
+            raise GatewayError("the demo's sandbox plays a provider page, not instructions")
+        say(f"   redirect the customer to {mask_url(redirect.url)} (signature hidden)")
 
         action = CustomerAction(options.customer)
-        visit = sandbox.customer(started.redirect, action)
+        visit = sandbox.customer(redirect, action)
         say(f"3. The customer opens the redirect and chooses '{action.value}' on the page:")
         for step in visit.steps:
             say(f"   - {step}")

@@ -77,3 +77,15 @@ def gateway_payment_needs_review(event: PaymentEvent) -> None:
     ``event.reason`` says what: a failure after paid, a paid notification for a cancelled or
     superseded bill (money may need refunding), an amount or reference mismatch.
     """
+
+
+@hookspec
+def gateway_provider_event(event: PaymentEvent) -> None:
+    """A verified provider message that is not a status change arrived for a payment: a
+    refund, a dispute, a chargeback, an informational notice.
+
+    ``event.provider_kind`` names it (``"refund.created"``), ``event.event_amount`` is the
+    amount it names (None when it names none); ``event.status`` is the payment's status,
+    which the event did not change. Called after the ledger committed it, at least once per
+    provider event (a re-delivery by the provider is not delivered again).
+    """

@@ -21,9 +21,9 @@ knows no provider's wire format, so every message it feeds the gateway comes fro
 under test. ``malformed_notifications`` may add near misses in the provider's own format.
 
 The suite checks: a signed notification and return round-trip; a forged or garbage one is
-rejected with a provider-format failure reply and no other exception; acknowledgements have
-the promised shape; declared capabilities match the implemented methods; secrets never reach
-``repr``.
+rejected (and :meth:`Gateway.reply` renders a provider-format failure reply for it) and no
+other exception; replies have the promised shape; declared capabilities match the implemented
+methods; secrets never reach ``repr``.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from gateway_core._events import EventKind, PaymentEvent
 from gateway_core._exceptions import NotificationRejected
 from gateway_core._fake_gateway import FakeGateway
 from gateway_core._gateway import REQUIRED_CAPABILITIES, Gateway
+from gateway_core._inbound import InboundRequest, Reason, Verdict
 from gateway_core._models import (
     Acknowledgement,
     Capability,
@@ -59,7 +60,7 @@ __all__ = [
 
 
 class HookRecorder:
-    """An order-system plugin that records every lifecycle event it receives.
+    """An order-system plugin that records every lifecycle and provider event it receives.
 
     ``fail_next`` makes the next N deliveries raise (to test redelivery). ``effects`` counts
     events by (order_reference, kind) after de-duplicating on ``event_id``, the way a careful
@@ -118,6 +119,10 @@ class HookRecorder:
 
     @hookimpl
     def gateway_payment_needs_review(self, event: PaymentEvent) -> None:
+        self._record(event)
+
+    @hookimpl
+    def gateway_provider_event(self, event: PaymentEvent) -> None:
         self._record(event)
 
 
@@ -229,7 +234,9 @@ class GatewayConformance:
         body = self.signed_notification(
             gateway, merchant_reference=self.merchant_reference, status=self.notified_status
         )
-        notification = gateway.handle_notification(body, self.notification_headers(gateway, body))
+        notification = gateway.parse_notification(
+            InboundRequest.post(body, self.notification_headers(gateway, body))
+        )
         assert isinstance(notification, Notification)
         assert notification.merchant_reference == self.merchant_reference
         assert notification.status is self.notified_status
@@ -241,8 +248,8 @@ class GatewayConformance:
             gateway, merchant_reference=self.merchant_reference, status=self.notified_status
         )
         headers = self.notification_headers(gateway, body)
-        first = gateway.handle_notification(body, headers)
-        second = gateway.handle_notification(body, headers)
+        first = gateway.parse_notification(InboundRequest.post(body, headers))
+        second = gateway.parse_notification(InboundRequest.post(body, headers))
         assert first.event_key == second.event_key
 
     def test_forged_notification_is_rejected_with_a_failure_reply(self, gateway: Gateway) -> None:
@@ -250,9 +257,11 @@ class GatewayConformance:
             gateway, merchant_reference=self.merchant_reference, status=self.notified_status
         )
         headers = self.notification_headers(gateway, body)  # signed for the original body
+        request = InboundRequest.post(self._forge(body), headers)
         with pytest.raises(NotificationRejected) as info:
-            gateway.handle_notification(self._forge(body), headers)
-        ack = info.value.acknowledgement
+            gateway.parse_notification(request)
+        reason = Reason.of(info.value.reason)
+        ack = gateway.reply(Verdict.REJECTED, None, reason, request, accepted=False)
         assert isinstance(ack, Acknowledgement)
         assert not ack.accepted
         assert ack.status_code >= 400
@@ -262,25 +271,28 @@ class GatewayConformance:
         self, gateway: Gateway, body: bytes
     ) -> None:
         with pytest.raises(NotificationRejected):
-            gateway.handle_notification(body, {})
+            gateway.parse_notification(InboundRequest.post(body))
 
     def test_malformed_provider_bodies_are_rejected(self, gateway: Gateway) -> None:
         for body in self.malformed_notifications(gateway):
             with pytest.raises(NotificationRejected):
-                gateway.handle_notification(body, {})
+                gateway.parse_notification(InboundRequest.post(body))
 
     def test_acknowledgement_shape(self, gateway: Gateway) -> None:
         body = self.signed_notification(
             gateway, merchant_reference=self.merchant_reference, status=self.notified_status
         )
-        notification = gateway.handle_notification(body, self.notification_headers(gateway, body))
-        ok = gateway.acknowledge(notification)
+        request = InboundRequest.post(body, self.notification_headers(gateway, body))
+        notification = gateway.parse_notification(request)
+        ok = gateway.reply(Verdict.APPLIED, notification, Reason.NONE, request, accepted=True)
         assert ok.accepted
         assert ok.status_code == 200
         assert ok.content_type
         assert isinstance(ok.body, bytes)
         assert ok.body
-        refused = gateway.acknowledge(notification, accepted=False, reason="test")
+        refused = gateway.reply(
+            Verdict.REJECTED, notification, Reason.STATUS_UNCONFIRMED, request, accepted=False
+        )
         assert not refused.accepted
         assert refused.body != ok.body
 
@@ -288,7 +300,7 @@ class GatewayConformance:
         query = self.signed_return(
             gateway, merchant_reference=self.merchant_reference, status=self.notified_status
         )
-        result = gateway.handle_return(query, {})
+        result = gateway.parse_return(InboundRequest.get(query))
         assert result.merchant_reference == self.merchant_reference
         assert result.status is self.notified_status
 
@@ -304,7 +316,7 @@ class GatewayConformance:
                 forged[key] = value + "X"
         assert forged != query, "signed_return must contain the merchant reference"
         with pytest.raises(NotificationRejected):
-            gateway.handle_return(forged, {})
+            gateway.parse_return(InboundRequest.get(forged))
 
     def test_repr_keeps_secrets_out(self, gateway: Gateway) -> None:
         text = repr(gateway)

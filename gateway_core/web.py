@@ -4,7 +4,13 @@ Routes (``prefix`` defaults to ``""``)::
 
     POST {prefix}/notify/<gateway>   the provider's server-to-server notification
     GET  {prefix}/return/<gateway>   the customer's browser coming back from the provider
+    POST {prefix}/return/<gateway>   (the same, for a provider that returns it by a POSTed form)
     GET  {prefix}/health             200 ``ok``, or 503 when the ledger does not answer
+    GET  {prefix}/pay/<gateway>/<merchant_reference>
+                                     the customer's way to pay: 302 to a GET redirect, an
+                                     auto-submitting form for a POST redirect, a page of
+                                     instructions; 404 once it cannot be paid
+                                     (:mod:`gateway_core._customer_action`)
 
 The notification endpoint reads the raw body (capped), hands the bytes to the payment
 service and answers with exactly the status, content type and body the provider expects.
@@ -25,11 +31,13 @@ Mount it in Flask, Django or FastAPI: see ``docs/frameworks.md``.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode
 
+from gateway_core._customer_action import pay_page
 from gateway_core._exceptions import ConfigurationError, LedgerError, NotificationRejected
+from gateway_core._inbound import InboundRequest, Reason
 from gateway_core._incidents import IncidentLog
 from gateway_core._redact import get_logger
 
@@ -44,8 +52,6 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 DEFAULT_MAX_BODY = 16 * 1024
 
-#: What the provider reads in the failure reply sent while the ledger is down.
-UNAVAILABLE_REASON = "temporarily unavailable"
 #: What a server may buffer beyond ``max_body`` before the app sees the request: room for
 #: chunked framing and one byte over, so the app still answers "too large" in the provider's
 #: format; anything larger the server refuses by itself (see :func:`server_body_limit`).
@@ -152,6 +158,7 @@ class GatewayWSGIApp:
     ) -> list[bytes]:
         reason = {
             200: "OK",
+            302: "Found",
             303: "See Other",
             400: "Bad Request",
             403: "Forbidden",
@@ -159,6 +166,7 @@ class GatewayWSGIApp:
             405: "Method Not Allowed",
             411: "Length Required",
             413: "Payload Too Large",
+            502: "Bad Gateway",
             503: "Service Unavailable",
         }.get(status, "Error")
         start_response(
@@ -179,6 +187,15 @@ class GatewayWSGIApp:
         parts = [p for p in path.split("/") if p]
         if parts == ["health"]:
             return self._health(start_response)
+        if len(parts) == 3 and parts[0] == "pay" and parts[1] in self.service.gateways:
+            if method not in ("GET", "HEAD"):
+                return self._respond(
+                    start_response, 405, "text/plain", b"GET only", [("Allow", "GET")]
+                )
+            page = pay_page(self.service, parts[1], parts[2])
+            return self._respond(
+                start_response, page.status, page.content_type, page.body, page.headers
+            )
         if len(parts) != 2 or parts[0] not in ("notify", "return"):
             return self._respond(start_response, 404, "text/plain", b"not found")
         action, gateway_name = parts
@@ -190,68 +207,58 @@ class GatewayWSGIApp:
                     start_response, 405, "text/plain", b"POST only", [("Allow", "POST")]
                 )
             return self._notify(environ, start_response, gateway_name)
-        if method not in ("GET", "HEAD"):
-            return self._respond(start_response, 405, "text/plain", b"GET only", [("Allow", "GET")])
-        return self._return(environ, start_response, gateway_name)
+        if method not in ("GET", "HEAD", "POST"):
+            return self._respond(
+                start_response, 405, "text/plain", b"GET or POST only", [("Allow", "GET, POST")]
+            )
+        return self._return(environ, start_response, gateway_name, method)
 
     def _notify(
         self, environ: Environ, start_response: StartResponse, gateway_name: str
     ) -> list[bytes]:
         source = self.client_address(environ)
-        headers = {
-            key[5:].replace("_", "-").title(): str(value)
-            for key, value in environ.items()
-            if key.startswith("HTTP_")
-        }
-        if "CONTENT_TYPE" in environ:
-            headers["Content-Type"] = str(environ["CONTENT_TYPE"])
+        headers = self._headers(environ)
+        query = dict(parse_qsl(str(environ.get("QUERY_STRING", "")), keep_blank_values=True))
         if self.allowed is not None and not self._in(source, self.allowed):
             log.warning("notification on %s refused: source not allowed", gateway_name)
-            return self._refuse(start_response, 403, gateway_name, headers)
+            request = InboundRequest("POST", headers, query)
+            return self._refuse(
+                start_response, 403, gateway_name, Reason.SOURCE_NOT_ALLOWED, request
+            )
         # Only now, for an allowed source, is the body read (and never past the cap).
         body = self._read_body(environ)
         if body is None:
             log.warning("notification on %s refused: no Content-Length", gateway_name)
-            return self._refuse(start_response, 411, gateway_name, headers)
+            request = InboundRequest("POST", headers, query)
+            return self._refuse(start_response, 411, gateway_name, Reason.LENGTH_REQUIRED, request)
+        request = InboundRequest("POST", headers, query, {}, body)
         if len(body) > self.max_body:
             log.warning(
                 "notification on %s refused: body over %d bytes", gateway_name, self.max_body
             )
-            try:
-                refused = self.service.refuse_notification(gateway_name, "malformed", body)
-            except LedgerError as exc:  # not journalled, still refused
-                self.ledger_incidents.failed(exc, f"notification on {gateway_name}")
-                return self._refuse(start_response, 413, gateway_name, headers)
-            ack = refused.acknowledgement
-            return self._respond(start_response, 413, ack.content_type, ack.body)
+            return self._refuse(start_response, 413, gateway_name, Reason.TOO_LARGE, request)
         try:
-            outcome = self.service.handle_notification(gateway_name, body, headers)
+            outcome = self.service.receive_notification(gateway_name, request)
         except LedgerError as exc:
+            # Nothing was replied yet: the failure reply, with 503 so the provider re-sends.
             self.ledger_incidents.failed(exc, f"notification on {gateway_name}")
-            return self._unavailable(start_response, gateway_name, body, headers)
+            return self._refuse(
+                start_response, 503, gateway_name, Reason.LEDGER_UNAVAILABLE, request
+            )
         self.ledger_incidents.recovered()
         ack = outcome.acknowledgement
         return self._respond(start_response, ack.status_code, ack.content_type, ack.body)
 
-    def _unavailable(
-        self,
-        start_response: StartResponse,
-        gateway_name: str,
-        body: bytes,
-        headers: Mapping[str, str],
-    ) -> list[bytes]:
-        """The provider's failure reply (in the notification's own format when it parses),
-        with 503: the provider re-sends later. Nothing is recorded: the ledger is down."""
-        gw = self.service.gateway(gateway_name)
-        try:
-            notification = gw.handle_notification(body, headers)
-        except NotificationRejected as exc:
-            ack = exc.acknowledgement
-        else:
-            ack = gw.acknowledge(notification, accepted=False, reason=UNAVAILABLE_REASON)
-        if ack is None:
-            return self._respond(start_response, 503, "text/plain", b"temporarily unavailable")
-        return self._respond(start_response, 503, ack.content_type, ack.body)
+    @staticmethod
+    def _headers(environ: Environ) -> dict[str, str]:
+        headers = {
+            key[5:].replace("_", "-").lower(): str(value)
+            for key, value in environ.items()
+            if key.startswith("HTTP_")
+        }
+        if "CONTENT_TYPE" in environ:
+            headers["content-type"] = str(environ["CONTENT_TYPE"])
+        return headers
 
     def _health(self, start_response: StartResponse) -> list[bytes]:
         try:
@@ -267,25 +274,35 @@ class GatewayWSGIApp:
         start_response: StartResponse,
         status: int,
         gateway_name: str,
-        headers: Mapping[str, str],
+        reason: Reason,
+        request: InboundRequest,
     ) -> list[bytes]:
-        """The provider-format failure reply, without reading further or touching the ledger."""
+        """The provider-format failure reply with ``status``, through the service (which
+        journals the refusal); when the ledger is down too, the reply alone."""
         try:
-            self.service.gateway(gateway_name).handle_notification(b"", headers)
-        except NotificationRejected as exc:
-            if exc.acknowledgement is not None:
-                ack = exc.acknowledgement
-                return self._respond(start_response, status, ack.content_type, ack.body)
-        return self._respond(start_response, status, "text/plain", b"refused")
+            refused = self.service.refuse_notification(gateway_name, reason, request)
+        except LedgerError as exc:  # not journalled, still refused
+            self.ledger_incidents.failed(exc, f"notification on {gateway_name}")
+            refused = self.service.refuse_notification(gateway_name, reason, request, journal=False)
+        ack = refused.acknowledgement
+        return self._respond(start_response, status, ack.content_type, ack.body)
 
     def _return(
-        self, environ: Environ, start_response: StartResponse, gateway_name: str
+        self, environ: Environ, start_response: StartResponse, gateway_name: str, method: str
     ) -> list[bytes]:
-        query: Mapping[str, str] = dict(
-            parse_qsl(str(environ.get("QUERY_STRING", "")), keep_blank_values=True)
-        )
+        query = dict(parse_qsl(str(environ.get("QUERY_STRING", "")), keep_blank_values=True))
+        headers = self._headers(environ)
+        if method == "POST":
+            body = self._read_body(environ)
+            if body is None or len(body) > self.max_body:
+                return self._respond(
+                    start_response, 400, "text/plain; charset=utf-8", b"This link is not valid."
+                )
+            request = InboundRequest.post(body, headers, query=query)
+        else:
+            request = InboundRequest.get(query, headers)
         try:
-            outcome = self.service.handle_return(gateway_name, query, {})
+            outcome = self.service.receive_return(gateway_name, request)
         except NotificationRejected as exc:
             log.warning("return on %s rejected: %s", gateway_name, exc.reason)
             return self._respond(

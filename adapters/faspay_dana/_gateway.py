@@ -5,11 +5,9 @@ codes to the core's vocabulary, build the acknowledgement Faspay expects. Networ
 through a :class:`gateway_core.ProviderClient` (retries, deadline); ``create`` is sent as not
 idempotent (Faspay has no idempotency key), inquiry, channel inquiry and cancel as idempotent.
 
-Inbound messages (notification, return) never raise anything but
-:class:`~gateway_core.NotificationRejected`: :class:`~gateway_core.MalformedNotification`
-(HTTP 400) or :class:`~gateway_core.BadSignature` (HTTP 403), each carrying a failure
-acknowledgement with ``response_code "99"`` in the body's own format (the configured
-``notification_format`` when the format cannot be told).
+Inbound messages (notification, return) are parsed and replied to by
+:mod:`adapters.faspay_dana._inbound`: parsing never raises anything but
+:class:`~gateway_core.NotificationRejected`, and the reply follows the body's own format.
 """
 
 from __future__ import annotations
@@ -26,6 +24,7 @@ from adapters.faspay_dana._codes import (
 )
 from adapters.faspay_dana._config import FaspayConfig
 from adapters.faspay_dana._errors import PROVIDER, InvalidRequest, PayloadError
+from adapters.faspay_dana._inbound import parse_notification, parse_return, render_reply
 from adapters.faspay_dana._messages.cancel import CancelRequest, CancelResponse
 from adapters.faspay_dana._messages.channels import (
     ChannelInquiryRequest,
@@ -35,44 +34,37 @@ from adapters.faspay_dana._messages.channels import (
 from adapters.faspay_dana._messages.common import INBOUND_BILL_NO, TRX_ID
 from adapters.faspay_dana._messages.create import PostDataRequest, PostDataResponse
 from adapters.faspay_dana._messages.inquiry import InquiryRequest, InquiryResponse
-from adapters.faspay_dana._messages.notification import (
-    NotificationAck,
-    PaymentNotification,
-    decode_notification,
-)
-from adapters.faspay_dana._messages.return_url import ReturnQuery
 from adapters.faspay_dana._references import check_reference, make_reference
-from adapters.faspay_dana._signature import bill_signature, channel_inquiry_signature, matches
+from adapters.faspay_dana._signature import bill_signature, channel_inquiry_signature
 from adapters.faspay_dana._wire import (
     CURRENCY,
     decode_json_object,
     encode_json,
-    format_datetime,
     jakarta_now,
-    sniff_format,
 )
 from gateway_core import (
     Acknowledgement,
-    BadSignature,
     Capability,
     Gateway,
     HttpRequest,
     HttpResponse,
-    MalformedNotification,
+    InboundRequest,
     MalformedResponse,
     Notification,
-    NotificationRejected,
     Payment,
     PaymentRequest,
     PaymentStatus,
     ProviderConfigurationError,
+    ProviderEvent,
     ProviderRefused,
+    Reason,
     RedirectInstruction,
     ReturnResult,
     SignedField,
     StatusReport,
     Transport,
     TrustDeclaration,
+    Verdict,
     get_logger,
     register_secret,
 )
@@ -87,14 +79,6 @@ PATH_INQUIRY: Final = "/cvr/100004/10"
 PATH_CANCEL: Final = "/cvr/100005/10"
 PATH_REDIRECT: Final = "/pws/100003"
 
-#: ``response_code`` of every failure acknowledgement we send (Faspay's Magento plugin uses
-#: ``99`` for the same cases; Faspay's own table has no merchant-reply codes).
-REJECTED_CODE: Final = "99"
-MALFORMED_STATUS: Final = 400
-BAD_SIGNATURE_STATUS: Final = 403
-REFUSED_STATUS: Final = 400
-
-_CONTENT_TYPES: Final = {"json": "application/json", "xml": "application/xml"}
 _JSON_HEADERS: Final = {"Content-Type": "application/json", "Accept": "application/json"}
 _REASON: Final = re.compile(r"[^\x20-\x7e]+")
 
@@ -245,7 +229,7 @@ class FaspayDanaGateway(Gateway):
     def redirect(self, payment: Payment) -> RedirectInstruction:
         """The payment's redirect, or the ``/pws/100003/<stage>/<signature>`` URL built from
         its ``trx_id`` and ``bill_no`` (§7)."""
-        if payment.redirect is not None:
+        if isinstance(payment.redirect, RedirectInstruction):
             return payment.redirect
         trx_id, bill_no = self._references(payment)
         return RedirectInstruction(url=self._redirect_url(trx_id, bill_no))
@@ -345,154 +329,28 @@ class FaspayDanaGateway(Gateway):
 
     # -- inbound -----------------------------------------------------------------------------
 
-    def handle_notification(
-        self, body: bytes, headers: Mapping[str, str] | None = None
-    ) -> Notification:
-        """Parse and verify a notification (JSON or XML, sniffed from the body).
+    def parse_notification(self, request: InboundRequest) -> Notification | ProviderEvent:
+        """Parse and verify a notification (JSON or XML, sniffed from the body); see
+        :func:`adapters.faspay_dana._inbound.parse_notification`."""
+        return parse_notification(self.config, request.body)
 
-        The signature must be ``sha1(md5(user_id + password + bill_no +
-        payment_status_code))``. The legacy form without the status (§14 #3) is logged and
-        rejected unless ``accept_legacy_signature`` is set. Raises only
-        :class:`~gateway_core.NotificationRejected`, with a failure acknowledgement.
-        """
-        fmt = self.config.notification_format
-        echo: dict[str, str] = {}
-        try:
-            fmt, payload = decode_notification(body, max_bytes=self.config.max_notification_bytes)
-            echo = _echo(payload)
-            message = PaymentNotification.from_payload(payload)
-            return self._verified(message, payload.get("signature"), fmt)
-        except NotificationRejected as exc:
-            exc.acknowledgement = self._failure_ack(exc, fmt, echo)
-            raise
-        except PayloadError as exc:
-            log.warning("notification rejected: malformed (%s)", exc.field or "body")
-            rejected = MalformedNotification(
-                f"malformed Faspay notification: {exc}", provider=PROVIDER
-            )
-        except Exception as exc:
-            log.error("notification rejected: unexpected %s", type(exc).__name__)
-            rejected = MalformedNotification("unreadable Faspay notification", provider=PROVIDER)
-        rejected.acknowledgement = self._failure_ack(rejected, _format_of(body, fmt), echo)
-        raise rejected
+    def parse_return(self, request: InboundRequest) -> ReturnResult:
+        """Parse and verify the customer's return (its query, or a POSTed form)."""
+        return parse_return(self.config, request.params)
 
-    def _verified(self, message: PaymentNotification, signature: object, fmt: str) -> Notification:
-        config = self.config
-        bill_no, code = message.bill_no, message.payment_status_code
-        legacy = False
-        if not matches(signature, config.user_id, config.password, bill_no, code):
-            legacy = matches(signature, config.user_id, config.password, bill_no)
-            if not (legacy and config.accept_legacy_signature):
-                log.warning(
-                    "notification rejected: %s signature, bill_no=%s",
-                    "legacy (no status)" if legacy else "bad",
-                    bill_no,
-                )
-                raise BadSignature(
-                    "Faspay notification signature does not verify"
-                    + (" (legacy form without the status is not accepted)" if legacy else ""),
-                    provider=PROVIDER,
-                    merchant_reference=bill_no,
-                )
-            log.warning("notification accepted with a legacy signature, bill_no=%s", bill_no)
-        status = message.status
-        fields: dict[str, Any] = {
-            "request": message.request,
-            "merchant": message.merchant,
-            "payment_date": message.payment_date,
-            "payment_status_desc": message.payment_status_desc,
-            "payment_channel_uid": message.payment_channel_uid,
-            "payment_channel": message.payment_channel,
-            "legacy_signature": legacy,
-        }
-        log.info("notification verified, bill_no=%s, status=%s", bill_no, code)
-        return Notification(
-            provider=PROVIDER,
-            merchant_reference=bill_no,
-            status=status,
-            event_key=f"{bill_no}:{code}",
-            provider_reference=message.trx_id,
-            provider_status=code,
-            merchant_id=message.merchant_id,
-            amount=message.bill_total,
-            # An unpaid bill's payment_total says nothing about the bill: only a paid (or
-            # reversed) one is an amount the core should compare.
-            paid_amount=(
-                message.payment_total
-                if status in (PaymentStatus.PAID, PaymentStatus.REVERSED)
-                else None
-            ),
-            paid_at=message.paid_at,
-            payment_reference=message.payment_reff,
-            body_format=fmt,
-            fields=fields,
-        )
-
-    def acknowledge(
-        self, notification: Notification, *, accepted: bool = True, reason: str = ""
+    def reply(
+        self,
+        verdict: Verdict,
+        message: Notification | ProviderEvent | None,
+        reason: Reason,
+        request: InboundRequest | None,
+        *,
+        accepted: bool,
     ) -> Acknowledgement:
-        """The §10.4 reply in the notification's format: HTTP 200 with ``response_code
-        "00"``, or, when not accepted, HTTP 400 with ``"99"`` and ``reason`` as the text."""
-        fmt = notification.body_format if notification.body_format in _CONTENT_TYPES else "json"
-        merchant = notification.fields.get("merchant")
-        ack = NotificationAck(
-            trx_id=notification.provider_reference,
-            merchant_id=notification.merchant_id or self.config.merchant_id,
-            merchant=merchant
-            if isinstance(merchant, str) and merchant
-            else self.config.merchant_name,
-            bill_no=notification.merchant_reference,
-            response_code=SUCCESS if accepted else REJECTED_CODE,
-            response_desc="Success" if accepted else (_printable(reason)[:50] or "Rejected"),
-            response_date=format_datetime(self._clock()),
-        )
-        return Acknowledgement(
-            status_code=200 if accepted else REFUSED_STATUS,
-            content_type=_CONTENT_TYPES[fmt],
-            body=ack.to_bytes(fmt),
-            accepted=accepted,
-        )
-
-    def handle_return(
-        self, query: Mapping[str, str], headers: Mapping[str, str] | None = None
-    ) -> ReturnResult:
-        """Parse and verify the customer's return: ``signature`` must be ``sha1(md5(user_id
-        + password + bill_no + status))``. The status is a claim to pick a page with, never a
-        settlement (``return_settles=False``)."""
-        try:
-            parsed = ReturnQuery.from_query(query)
-            if not matches(
-                query.get("signature"),
-                self.config.user_id,
-                self.config.password,
-                parsed.bill_no,
-                parsed.status,
-            ):
-                log.warning("return rejected: bad signature, bill_no=%s", parsed.bill_no)
-                raise BadSignature(
-                    "Faspay return signature does not verify",
-                    provider=PROVIDER,
-                    merchant_reference=parsed.bill_no,
-                )
-            return ReturnResult(
-                provider=PROVIDER,
-                merchant_reference=parsed.bill_no,
-                status=parsed.payment_status,
-                provider_reference=parsed.trx_id,
-                provider_status=parsed.status,
-                amount=parsed.bill_total,
-                merchant_id=parsed.merchant_id,
-            )
-        except NotificationRejected:
-            raise
-        except PayloadError as exc:
-            log.warning("return rejected: malformed (%s)", exc.field or "query")
-            raise MalformedNotification(
-                f"malformed Faspay return: {exc}", provider=PROVIDER
-            ) from None
-        except Exception as exc:
-            log.error("return rejected: unexpected %s", type(exc).__name__)
-            raise MalformedNotification("unreadable Faspay return", provider=PROVIDER) from None
+        """The §10.4 reply, in the format of the notification (or of the request's body when
+        it did not parse); see :func:`adapters.faspay_dana._inbound.render_reply`."""
+        body = request.body if request is not None else b""
+        return render_reply(self.config, self._clock(), message, reason, body, accepted=accepted)
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -561,27 +419,6 @@ class FaspayDanaGateway(Gateway):
             return ""
         return url
 
-    def _failure_ack(
-        self, exc: NotificationRejected, fmt: str, echo: Mapping[str, str]
-    ) -> Acknowledgement:
-        fmt = fmt if fmt in _CONTENT_TYPES else "json"
-        bad_signature = isinstance(exc, BadSignature)
-        ack = NotificationAck(
-            trx_id=echo.get("trx_id", ""),
-            merchant_id=self.config.merchant_id,
-            merchant=self.config.merchant_name,
-            bill_no=echo.get("bill_no", ""),
-            response_code=REJECTED_CODE,
-            response_desc="Invalid signature" if bad_signature else "Malformed notification",
-            response_date=format_datetime(self._clock()),
-        )
-        return Acknowledgement(
-            status_code=BAD_SIGNATURE_STATUS if bad_signature else MALFORMED_STATUS,
-            content_type=_CONTENT_TYPES[fmt],
-            body=ack.to_bytes(fmt),
-            accepted=False,
-        )
-
 
 #: Payment status codes that end a bill: paid, reversed, expired, cancelled (and failed).
 _FINAL_STATUS_CODES = frozenset({"2", "3", "4", "7", "8"})
@@ -647,23 +484,6 @@ def _parse_response(
             description=getattr(message, "response_desc", ""),
         )
     return message
-
-
-def _echo(payload: Mapping[str, object]) -> dict[str, str]:
-    """``trx_id`` and ``bill_no`` from a decoded body, only when well-shaped (for the ack)."""
-    echo: dict[str, str] = {}
-    for key, pattern in (("trx_id", TRX_ID), ("bill_no", INBOUND_BILL_NO)):
-        value = payload.get(key)
-        if isinstance(value, str) and pattern.fullmatch(value):
-            echo[key] = value
-    return echo
-
-
-def _format_of(body: object, fallback: str) -> str:
-    try:
-        return sniff_format(body) or fallback
-    except Exception:
-        return fallback
 
 
 def _printable(text: str) -> str:

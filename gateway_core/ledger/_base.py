@@ -7,10 +7,10 @@ in :mod:`._sql`.
 from __future__ import annotations
 
 import abc
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from gateway_core._events import EventKind
 from gateway_core._models import PaymentStatus
@@ -40,7 +40,7 @@ __all__ = [
 
 #: The version of the ledger's tables this library writes; :meth:`Ledger.migrate` brings a
 #: store up to it and records it in ``gw_schema_version``.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: Longest ``last_error`` kept for an outbox event (after redaction).
 MAX_ERROR_LENGTH = 2000
@@ -122,9 +122,16 @@ class Ledger(abc.ABC):
 
     @abc.abstractmethod
     def set_provider_reference(
-        self, payment_id: int, provider_reference: str, *, expected_version: int
+        self,
+        payment_id: int,
+        provider_reference: str,
+        *,
+        expected_version: int,
+        provider_data: Mapping[str, Any] | None = None,
     ) -> PaymentRecord:
-        """Record the provider's transaction id, if the payment is still at ``expected_version``.
+        """Record the provider's transaction id, and the plugin's ``provider_data`` when
+        given (a JSON object; ``None`` keeps what is stored), if the payment is still at
+        ``expected_version``.
 
         Returns the updated record. Raises :class:`~gateway_core.LedgerError` when the payment
         does not exist or has changed since (its version differs).

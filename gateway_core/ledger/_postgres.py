@@ -155,6 +155,12 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         "SELECT '*', receipt_key, payment_id, received_at FROM {p}gw_receipts "
         "WHERE receipt_key LIKE 'order-paid:%' ON CONFLICT DO NOTHING",
     ),
+    # The plugin's opaque memory of an attempt (a JSON object) and the idempotency key of
+    # its create. Rows written before keep an empty object and no key.
+    3: (
+        "ALTER TABLE {p}gw_payments ADD COLUMN provider_data JSONB NOT NULL DEFAULT '{{}}'",
+        "ALTER TABLE {p}gw_payments ADD COLUMN idempotency_key TEXT NOT NULL DEFAULT ''",
+    ),
 }
 
 

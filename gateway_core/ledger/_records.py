@@ -17,7 +17,7 @@ import attrs
 
 from gateway_core._events import EventKind, PaymentEvent
 from gateway_core._exceptions import LedgerError
-from gateway_core._models import Money, PaymentStatus
+from gateway_core._models import Money, PaymentStatus, json_object
 
 # --------------------------------------------------------------------------------------------
 # Time
@@ -100,6 +100,11 @@ class PaymentRecord:
     compare-and-set (:meth:`Ledger.set_provider_reference`). ``last_examined_at`` is when
     reconciliation last took the payment (``None``: never); stamping it is bookkeeping, not
     a change: it moves neither ``version`` nor ``updated_at``. Timestamps are UTC.
+
+    ``provider_data`` is the plugin's opaque memory of the attempt (a JSON object, see
+    :attr:`gateway_core.Payment.provider_data`), stored with the provider's reference and
+    kept out of ``repr``; ``idempotency_key`` is the key every send of this attempt's create
+    carries, for a gateway that declares ``idempotent_create`` (empty otherwise).
     """
 
     id: int | None = attrs.field(default=None, validator=_optional_id)
@@ -118,6 +123,10 @@ class PaymentRecord:
     updated_at: datetime = attrs.field(converter=to_utc)
     version: int = attrs.field(default=0, validator=_is_int(0))
     last_examined_at: datetime | None = attrs.field(default=None, converter=_to_utc_or_none)
+    provider_data: dict[str, Any] = attrs.field(
+        factory=dict, converter=json_object, repr=False, hash=False
+    )
+    idempotency_key: str = attrs.field(default="", validator=_is_text, repr=False)
 
     @updated_at.default
     def _updated_defaults_to_created(self) -> datetime:
@@ -161,7 +170,7 @@ class JournalEntry:
     )
     #: The verdicts the core writes (any short lowercase token is accepted).
     VERDICTS: ClassVar[frozenset[str]] = frozenset(
-        {"applied", "duplicate", "rejected", "review", "ignored", "unknown"}
+        {"applied", "duplicate", "rejected", "review", "ignored", "unknown", "event"}
     )
 
     id: int | None = attrs.field(default=None, validator=_optional_id)
@@ -226,6 +235,11 @@ class OutboxEvent:
             "reason": event.reason,
             "gateway_name": event.gateway_name,
         }
+        if event.provider_kind:
+            payload["provider_kind"] = event.provider_kind
+        if event.event_amount is not None:
+            payload["event_amount"] = str(event.event_amount.amount)
+            payload["event_currency"] = event.event_amount.currency
         return cls(
             event_id=event.event_id,
             payment_id=payment_id,
@@ -252,6 +266,12 @@ class OutboxEvent:
                 previous_status=None if previous is None else PaymentStatus(previous),
                 reason=str(p.get("reason", "")),
                 gateway_name=str(p.get("gateway_name", "")),
+                provider_kind=str(p.get("provider_kind", "")),
+                event_amount=(
+                    Money(Decimal(str(p["event_amount"])), str(p["event_currency"]))
+                    if "event_amount" in p
+                    else None
+                ),
             )
         except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
             raise LedgerError(

@@ -9,7 +9,7 @@ cannot drift apart.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -17,7 +17,7 @@ import attrs
 
 from gateway_core._events import EventKind
 from gateway_core._exceptions import LedgerError
-from gateway_core._models import PaymentStatus
+from gateway_core._models import PaymentStatus, json_object
 from gateway_core._redact import redact_text
 from gateway_core.ledger import _statements as st
 from gateway_core.ledger._base import MAX_ERROR_LENGTH
@@ -63,6 +63,8 @@ class SQLLedger(SQLMachinery):
             self._dump_time(record.created_at),
             self._dump_time(record.updated_at),
             self._time_or_none(record.last_examined_at),
+            self._dump_json(record.provider_data),
+            record.idempotency_key,
         )
 
         def work(tx: Tx) -> int:
@@ -121,15 +123,26 @@ class SQLLedger(SQLMachinery):
         return self._run("payments_for_order", work, write=False)
 
     def set_provider_reference(
-        self, payment_id: int, provider_reference: str, *, expected_version: int
+        self,
+        payment_id: int,
+        provider_reference: str,
+        *,
+        expected_version: int,
+        provider_data: Mapping[str, Any] | None = None,
     ) -> PaymentRecord:
         if not isinstance(provider_reference, str):
             raise TypeError("provider_reference must be a str")
+        if provider_data is None:
+            statement = st.CAS_PROVIDER_REFERENCE
+            values: tuple[Any, ...] = (provider_reference,)
+        else:
+            statement = st.CAS_PROVIDER_REFERENCE_AND_DATA
+            values = (provider_reference, self._dump_json(json_object(provider_data)))
 
         def work(tx: Tx) -> PaymentRecord:
             changed = tx.execute(
-                self._sql(st.CAS_PROVIDER_REFERENCE),
-                (provider_reference, self._dump_time(self._now()), payment_id, expected_version),
+                self._sql(statement),
+                (*values, self._dump_time(self._now()), payment_id, expected_version),
             )
             current = self._fetch_payment(tx, payment_id)
             if current is None:

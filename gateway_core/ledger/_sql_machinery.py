@@ -87,10 +87,10 @@ class SQLMachinery(Ledger):
     def _dump_json(self, value: dict[str, Any]) -> Any:
         return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
-    def _load_json(self, value: Any) -> dict[str, Any]:
+    def _load_json(self, value: Any, *, what: str = "outbox payload") -> dict[str, Any]:
         loaded = json.loads(value) if isinstance(value, str | bytes) else value
         if not isinstance(loaded, dict):
-            raise LedgerError("outbox payload is not a JSON object")
+            raise LedgerError(f"{what} is not a JSON object")
         return loaded
 
     # -- helpers -----------------------------------------------------------------------------
@@ -137,6 +137,8 @@ class SQLMachinery(Ledger):
             updated_at=self._load_time(row[14]),
             version=int(row[15]),
             last_examined_at=self._load_time_or_none(row[16]),
+            provider_data=self._load_json(row[17], what="provider_data"),
+            idempotency_key=row[18],
         )
 
     def _transition(self, row: tuple[Any, ...]) -> TransitionRecord:

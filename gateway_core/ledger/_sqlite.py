@@ -132,6 +132,12 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         "SELECT '*', receipt_key, payment_id, received_at FROM gw_receipts "
         "WHERE receipt_key LIKE 'order-paid:%' ON CONFLICT DO NOTHING",
     ),
+    # The plugin's opaque memory of an attempt (a JSON object) and the idempotency key of
+    # its create. Rows written before keep an empty object and no key.
+    3: (
+        "ALTER TABLE gw_payments ADD COLUMN provider_data TEXT NOT NULL DEFAULT '{{}}'",
+        "ALTER TABLE gw_payments ADD COLUMN idempotency_key TEXT NOT NULL DEFAULT ''",
+    ),
 }
 
 

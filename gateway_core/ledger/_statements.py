@@ -32,7 +32,7 @@ class Tx(Protocol):
 PAYMENT_COLUMNS = (
     "id, gateway, provider, order_reference, merchant_reference, provider_reference, status, "
     "amount_minor, currency, merchant_id, attempt, superseded, expires_at, created_at, "
-    "updated_at, version, last_examined_at"
+    "updated_at, version, last_examined_at, provider_data, idempotency_key"
 )
 OUTBOX_COLUMNS = (
     "id, event_id, payment_id, kind, payload, created_at, attempts, delivered_at, last_error, "
@@ -44,8 +44,10 @@ TRANSITION_COLUMNS = "id, payment_id, from_status, to_status, source, event_key,
 INSERT_PAYMENT = (
     "INSERT INTO {p}gw_payments (gateway, provider, order_reference, merchant_reference, "
     "provider_reference, status, amount_minor, currency, merchant_id, attempt, superseded, "
-    "expires_at, created_at, updated_at, version, last_examined_at) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?) ON CONFLICT DO NOTHING RETURNING id"
+    "expires_at, created_at, updated_at, version, last_examined_at, provider_data, "
+    "idempotency_key) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?) "
+    "ON CONFLICT DO NOTHING RETURNING id"
 )
 SELECT_PAYMENT = "SELECT " + PAYMENT_COLUMNS + " FROM {p}gw_payments"  # noqa: S608
 PAYMENT_GATEWAY = "SELECT gateway FROM {p}gw_payments WHERE id = ?"
@@ -61,6 +63,10 @@ CAS_STATUS = (
 CAS_PROVIDER_REFERENCE = (
     "UPDATE {p}gw_payments SET provider_reference = ?, version = version + 1, updated_at = ? "
     "WHERE id = ? AND version = ?"
+)
+CAS_PROVIDER_REFERENCE_AND_DATA = (
+    "UPDATE {p}gw_payments SET provider_reference = ?, provider_data = ?, "
+    "version = version + 1, updated_at = ? WHERE id = ? AND version = ?"
 )
 SUPERSEDE = (
     "UPDATE {p}gw_payments SET superseded = ?, version = version + 1, updated_at = ? "

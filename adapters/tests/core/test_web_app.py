@@ -189,9 +189,9 @@ def test_methods_are_checked_with_an_allow_header(
     response = http.get(f"{url}/notify/{GATEWAY}", timeout=10)
     assert response.status_code == 405
     assert response.headers["Allow"] == "POST"
-    response = http.post(f"{url}/return/{GATEWAY}", data=b"", timeout=10)
+    response = http.put(f"{url}/return/{GATEWAY}", data=b"", timeout=10)
     assert response.status_code == 405
-    assert response.headers["Allow"] == "GET"
+    assert response.headers["Allow"] == "GET, POST"
 
 
 def test_prefix_moves_every_route(
@@ -347,7 +347,7 @@ def test_body_one_byte_over_max_body_is_refused(
 # -- who may notify ----------------------------------------------------------------------------
 
 
-def test_allow_list_refuses_other_sources_with_403_without_touching_the_ledger(
+def test_allow_list_refuses_other_sources_with_403_and_only_journals_it(
     runtime: Runtime,
     payment: PaymentRecord,
     recorder: HookRecorder,
@@ -357,7 +357,7 @@ def test_allow_list_refuses_other_sources_with_403_without_touching_the_ledger(
     url = gateway_server(allowed_sources=["10.0.0.0/8"])
     before = LedgerState.of(runtime.ledger)
     assert_failure_reply(post_notification(http, url, acme_notification()), 403)
-    assert LedgerState.of(runtime.ledger) == before  # not even a journal row
+    assert LedgerState.of(runtime.ledger).refused_since(before)  # the refusal is journalled
     assert recorder.events == []
 
 
@@ -403,7 +403,7 @@ def test_a_client_cannot_smuggle_an_allowed_address_through_the_proxy(
     before = LedgerState.of(runtime.ledger)
     headers = {**signed_headers(body), "X-Forwarded-For": "203.0.113.9, 198.51.100.7"}
     assert_failure_reply(post_notification(http, url, body, headers), 403)
-    assert LedgerState.of(runtime.ledger) == before
+    assert LedgerState.of(runtime.ledger).refused_since(before)
 
 
 def test_forwarded_for_from_an_untrusted_peer_is_ignored(
@@ -417,7 +417,7 @@ def test_forwarded_for_from_an_untrusted_peer_is_ignored(
     before = LedgerState.of(runtime.ledger)
     headers = {**signed_headers(body), "X-Forwarded-For": "203.0.113.9"}
     assert_failure_reply(post_notification(http, url, body, headers), 403)
-    assert LedgerState.of(runtime.ledger) == before
+    assert LedgerState.of(runtime.ledger).refused_since(before)
 
 
 def test_waitress_strips_forwarded_for_unless_told_not_to(

@@ -232,7 +232,8 @@ def test_source_outside_the_allow_list_is_refused_without_reading_the_body(
         app, REMOTE_ADDR="192.0.2.7", CONTENT_LENGTH="100", **{"wsgi.input": UnreadableStream()}
     )
     assert status.startswith("403")
-    assert runtime.ledger.journal() == []
+    refusals = [(e.verdict, e.reason, e.body) for e in runtime.ledger.journal()]
+    assert refusals == [("rejected", "source_not_allowed", "")]  # journalled, body unread
 
 
 def test_body_without_length_on_an_unterminated_input_is_refused_unread(

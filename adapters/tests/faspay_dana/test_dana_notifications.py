@@ -369,7 +369,7 @@ def test_acknowledge_replies_in_xml_to_an_xml_notification(gateway: FaspayDanaGa
 
 def test_a_refused_notification_is_answered_400_with_99(gateway: FaspayDanaGateway) -> None:
     notification = gateway.handle_notification(notification_body(gateway), {})
-    ack = gateway.acknowledge(notification, accepted=False, reason="amount_mismatch\r\n")
+    ack = gateway.acknowledge(notification, accepted=False, reason="amount_mismatch")
     assert (ack.status_code, ack.accepted) == (400, False)
     reply = json.loads(ack.body)
     assert (reply["response_code"], reply["response_desc"]) == ("99", "amount_mismatch")

@@ -9,7 +9,8 @@
 # mutmut (configured in [tool.mutmut] of pyproject.toml) over the state machine, the Faspay
 # signature module and the service's apply path. Without arguments it runs the default scope
 # below; with arguments, only the mutants whose names match (fnmatch), e.g.
-# 'gateway_core._state*'. Ends with the survivors and a killed/total count per module.
+# 'gateway_core._state*'. MUTATION_JOBS sets the number of workers (default 6). Ends with the
+# survivors and a killed/total count per module.
 set -euo pipefail
 
 source_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)"
@@ -32,16 +33,19 @@ cd "$copy"
 # The copy, not the original tree, is what the tests import.
 "$venv/bin/python" -c 'import sys, gateway_core; assert gateway_core.__file__.startswith(sys.argv[1]), gateway_core.__file__' "$copy"
 
-service='gateway_core._service.xǁPaymentServiceǁ'
+# The service's apply path, wherever in gateway_core/_service*.py each method now lives.
+service='gateway_core._service*ǁ'
 if [ "$#" -eq 0 ]; then
     set -- 'gateway_core._state*' 'adapters.faspay_dana._signature*' \
         "${service}_apply__mutmut_*" "${service}_review__*" "${service}handle_notification__*" \
+        "${service}receive_notification__*" "${service}_decide_notification__*" \
         "${service}_mismatch__*" "${service}_report_mismatch__*" "${service}_confirm*" \
         "${service}_adopt_reference__*" "${service}start_payment__*" "${service}reconcile__*"
 fi
 
 rm -rf mutants
-"$venv/bin/mutmut" run "$@" > "$work/mutmut-run.log" 2>&1 || {
+# Most test time is loopback I/O and server shutdown waits: more workers than cores pay off.
+"$venv/bin/mutmut" run --max-children "${MUTATION_JOBS:-6}" "$@" > "$work/mutmut-run.log" 2>&1 || {
     tail -c 4000 "$work/mutmut-run.log"
     exit 1
 }

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import attrs
@@ -24,24 +23,20 @@ from test_scenarios_support import (
     verdicts,
 )
 
+from adapters.faspay_dana import JAKARTA
 from gateway_core import (
-    Acknowledgement,
     Capability,
     EventKind,
     GatewayError,
+    LedgerError,
     Money,
-    Notification,
-    NotificationRejected,
     OutcomeUnknown,
     PaymentService,
     PaymentStatus,
-    PluginHost,
     ReconcileReport,
     ServicePolicy,
-    SignedField,
-    TrustDeclaration,
 )
-from gateway_core.ledger import Ledger, PaymentRecord, SQLiteLedger
+from gateway_core.ledger import Ledger, PaymentRecord
 
 S = PaymentStatus
 ORDER = "ORDER-RULES"
@@ -307,9 +302,11 @@ def test_a_refused_create_closes_the_attempt_as_failed(sqlite_stack: Any) -> Non
     (attempt,) = stack.ledger.payments_for_order(stack.gateway_name, ORDER)
     assert attempt.status is S.FAILED
     assert attempt.id is not None
+    refusal = type(info.value).__name__
     assert [
-        (t.from_status, t.to_status, t.source) for t in stack.ledger.transitions(attempt.id)
-    ] == [(S.UNKNOWN, S.FAILED, "create")]
+        (t.from_status, t.to_status, t.source, t.event_key)
+        for t in stack.ledger.transitions(attempt.id)
+    ] == [(S.UNKNOWN, S.FAILED, "create", f"create_failed:{refusal}")]
     assert verdicts(journal(stack, "create")) == [("rejected", type(info.value).__name__)]
     assert effects(stack, ORDER, EventKind.CREATED) == 0
 
@@ -317,6 +314,7 @@ def test_a_refused_create_closes_the_attempt_as_failed(sqlite_stack: Any) -> Non
 
     assert again.payment.attempt == 2
     assert again.payment.status is S.PENDING
+    assert verdicts(journal(stack, "create")) == [("rejected", refusal), ("applied", "")]
 
 
 # -- unknown attempts: the expiry margin --------------------------------------------------------
@@ -371,6 +369,7 @@ def test_a_pending_attempt_is_reused_until_it_expires_and_never_from_its_expiry_
     reused = still_valid.start_payment(stack.gateway_name, request)
     assert reused.reused
     assert reused.payment.merchant_reference == first.merchant_reference
+    assert first.merchant_reference in reused.redirect.url  # the customer is sent to pay it
 
     at_expiry = _service(stack, clock=lambda: first.expires_at)
     fresh = at_expiry.start_payment(stack.gateway_name, request)
@@ -433,6 +432,8 @@ def test_reconcile_reports_each_outcome_once_and_paces_its_inquiries(sqlite_stac
     )
     assert pauses == [0.1, 0.1]  # between the three inquiries, not before the first
     assert stack.record(paid).status is S.PAID
+    applied = [e for e in journal(stack, "reconcile") if e.verdict == "applied"]
+    assert [(e.merchant_reference, e.body) for e in applied] == [(paid, "")]  # nothing received
     assert stack.record(waiting_at_provider).status is S.PENDING
     assert stack.record(reversed_bill).status is S.PENDING
     assert outbox_reviews(stack, stack.record(reversed_bill)) == ["reversed_after_pending"]
@@ -654,9 +655,10 @@ def test_a_paid_claim_the_provider_does_not_confirm_is_refused_so_the_provider_r
 
     assert response_code(reply) != "00"
     assert stack.record(record.merchant_reference).status is S.PENDING
-    assert [(e.gateway, e.verdict, e.reason) for e in journal(stack, "notification")] == [
-        (stack.gateway_name, "rejected", "status_unconfirmed")
-    ]
+    after_create = [e for e in journal(stack) if e.kind != "create"]
+    assert [(e.gateway, e.kind, e.verdict, e.reason) for e in after_create] == [
+        (stack.gateway_name, "notification", "rejected", "status_unconfirmed")
+    ]  # the inquiry's "still pending" is not journalled as a duplicate of anything
     assert effects(stack, ORDER, EventKind.PAID) == 0
 
 
@@ -760,6 +762,8 @@ def test_a_notification_understating_the_provider_status_applies_the_inquiry_ans
     (paid,) = paid_transitions(stack, record)
     assert (paid.source, paid.event_key) == ("inquiry", f"{bill_no}:2")
     assert effects(stack, ORDER, EventKind.PAID) == 1
+    (event,) = stack.recorder.of_kind(EventKind.PAID)
+    assert (event.status, event.previous_status) == (S.PAID, S.PENDING)
 
 
 def _foreign_merchant_record(stack: Any, reference: str) -> None:
@@ -881,106 +885,94 @@ def test_reconcile_settles_every_expired_unknown_attempt_and_reports_each(
     assert [stack.record(r).status for r in ("OLD-E1", "OLD-E2")] == [S.EXPIRED, S.EXPIRED]
 
 
-# -- a provider unlike Faspay: bare rejections, notifications without a transaction id --------
+# -- starting a payment for an order that has history --------------------------------------------
 
 
-def _bare_provider(covers_reference: bool) -> type:
-    """A provider whose rejections carry no reply of their own and whose notifications omit
-    the transaction id (``covers_reference``: its signature binds that the id is absent)."""
-    covered = {SignedField.MERCHANT_REFERENCE, SignedField.STATUS}
-    if covers_reference:
-        covered.add(SignedField.PROVIDER_REFERENCE)
-
-    class Bare:
-        name = "bare"
-        trust = TrustDeclaration(
-            notification_covers=frozenset(covered), notification_replayable=False
-        )
-        merchant_id = "m-1"
-        default_expiry = None
-
-        def supports(self, capability: Capability) -> bool:
-            return False
-
-        def handle_notification(self, body: bytes, headers: Any) -> Notification:
-            if body != b"paid":
-                raise NotificationRejected("unreadable")
-            return Notification(
-                provider="bare", merchant_reference="B-1", status=S.PAID, event_key="B-1:paid"
-            )
-
-        def acknowledge(
-            self, notification: Notification, *, accepted: bool = True, reason: str = ""
-        ) -> Acknowledgement:
-            return Acknowledgement(200, "text/plain", reason.encode(), accepted=accepted)
-
-    return Bare
-
-
-@pytest.fixture
-def bare_ledger(tmp_path: Path) -> Iterator[Ledger]:
-    ledger = SQLiteLedger(str(tmp_path / "bare.db"))
-    ledger.migrate()
-    now = datetime.now(UTC)
-    ledger.insert_payment(
-        PaymentRecord(
-            id=None,
-            gateway="bare",
-            provider="bare",
-            order_reference="B",
-            merchant_reference="B-1",
-            provider_reference="T-1",
-            status=S.PENDING,
-            amount=Money("10.00", "USD"),
-            merchant_id="m-1",
-            attempt=1,
-            superseded=False,
-            expires_at=now + timedelta(hours=1),
-            created_at=now,
-            updated_at=now,
-            version=0,
-        )
-    )
-    try:
-        yield ledger
-    finally:
-        ledger.close()
-
-
-def _bare_service(ledger: Ledger, covers_reference: bool = False) -> PaymentService:
-    return PaymentService(
-        gateways={"bare": _bare_provider(covers_reference)()},
-        ledger=ledger,
-        hooks=PluginHost(entry_points=False).hooks,
-    )
-
-
-def test_a_rejection_without_a_provider_reply_gets_a_plain_400(bare_ledger: Ledger) -> None:
-    """Plan R-AP-24: the plugin could not build its own failure reply: the service answers
-    ``400 text/plain "rejected"``, and journals the refusal (body decoded leniently, with no
-    payment named, since nothing of the message is trusted)."""
-    outcome = _bare_service(bare_ledger).handle_notification("bare", b"\xff\xfe not utf-8")
-
-    assert (outcome.verdict, outcome.reason) == ("rejected", "rejected")
-    assert outcome.acknowledgement == Acknowledgement(
-        400, "text/plain", b"rejected", accepted=False
-    )
-    (entry,) = bare_ledger.journal("bare")
-    assert (entry.merchant_reference, entry.verdict) == ("", "rejected")
-    assert entry.body == "\ufffd\ufffd not utf-8"
-
-
-@pytest.mark.parametrize(("covers_reference", "verdict"), [(True, "applied"), (False, "review")])
-def test_a_notification_without_a_transaction_id_is_applied_only_if_signed_so(
-    bare_ledger: Ledger, covers_reference: bool, verdict: str
+def test_an_order_paid_through_one_gateway_cannot_be_started_through_another(
+    sqlite_stack: Any,
 ) -> None:
-    """Plan R-AP-25: the ledger knows the payment's transaction id and the notification names
-    none. Only a provider whose signature binds the (absent) id is believed; otherwise it is
-    a reference mismatch, reviewed."""
-    outcome = _bare_service(bare_ledger, covers_reference).handle_notification("bare", b"paid")
+    """Plan R-AP-26: the order is paid (through ``dana``); the shop also configures the same
+    provider under a second name. Starting the order there is refused before any bill is
+    created: an order is paid once, whatever the gateway."""
+    stack = sqlite_stack
+    bill_no = stack.start(ORDER).payment.merchant_reference
+    stack.emulator.pay(bill_no)
+    stack.wait()
+    assert stack.record(bill_no).status is S.PAID
+    gw = stack.service.gateways[stack.gateway_name]
+    worker = _service(stack)
+    worker.gateways = {stack.gateway_name: gw, "dana-2": gw}
+    bills = len(stack.emulator.bills())
 
-    assert outcome.verdict == verdict
-    status = bare_ledger.get_payment("bare", "B-1").status
-    assert status is (S.PAID if covers_reference else S.PENDING)
-    if not covers_reference:
-        assert outcome.reason == "reference_mismatch"
+    with pytest.raises(LedgerError, match="order already has a paid payment") as info:
+        worker.start_payment("dana-2", stack.request(ORDER))
+    assert info.value.provider == "dana-2"
+    with pytest.raises(LedgerError, match="order already has a paid payment"):
+        worker.start_payment(stack.gateway_name, stack.request(ORDER))
+
+    assert len(stack.emulator.bills()) == bills
+    assert stack.ledger.payments_for_order("dana-2", ORDER) == []
+
+
+def test_the_payable_attempt_after_a_replaced_one_is_reused(sqlite_stack: Any) -> None:
+    """Plan R-AP-27: attempt 1's create answer was lost (replaced), attempt 2 is payable: a
+    second "pay" click reuses attempt 2 rather than making attempt 3."""
+    stack = sqlite_stack
+    _lost_create(stack)
+    second = stack.start(ORDER).payment
+
+    again = stack.start(ORDER)
+
+    assert again.reused
+    assert again.payment.merchant_reference == second.merchant_reference
+    assert [a.attempt for a in stack.ledger.payments_for_order(stack.gateway_name, ORDER)] == [
+        1,
+        2,
+    ]
+
+
+def test_the_shops_own_merchant_reference_names_only_the_first_attempt(sqlite_stack: Any) -> None:
+    """Plan R-AP-28: a request may carry the shop's own bill number; it names attempt 1 only
+    (a replaced attempt's bill may still exist at the provider), later attempts get a derived
+    one; the bill's expiry is the one the ledger recorded."""
+    stack = sqlite_stack
+    stack.emulator.add_fault("create", "reset_after_read")
+    with pytest.raises(OutcomeUnknown):
+        stack.start(ORDER, merchant_reference="SHOP-BILL-A")
+    (first,) = stack.ledger.payments_for_order(stack.gateway_name, ORDER)
+    assert first.merchant_reference == "SHOP-BILL-A"
+
+    second = stack.start(ORDER, merchant_reference="SHOP-BILL-A").payment
+
+    assert second.attempt == 2
+    assert second.merchant_reference not in ("", "SHOP-BILL-A")
+    assert second.expires_at is not None
+    bill = stack.emulator.bill(second.merchant_reference)
+    local = second.expires_at.astimezone(JAKARTA).strftime("%Y-%m-%d %H:%M:%S")
+    assert bill["bill_expired"] == local
+
+
+def test_repeats_and_stale_reports_are_journalled_with_the_message_and_change_nothing(
+    sqlite_stack: Any,
+) -> None:
+    """Plan R-AP-29: after the payment is paid, the same "paid" notification again is a
+    duplicate, and an "in process" one is stale progress (ignored): both are journalled with
+    their reason and the message received, and nothing changes."""
+    stack = sqlite_stack
+    bill_no = stack.start(ORDER).payment.merchant_reference
+    stack.emulator.pay(bill_no)
+    stack.wait()
+    paid = stack.record(bill_no)
+
+    for code in ("2", "1"):
+        stack.service.handle_notification(
+            stack.gateway_name, notification_for(stack, paid, status=code)
+        )
+
+    entries = journal(stack, "notification")[-2:]
+    assert [(e.verdict, e.reason) for e in entries] == [
+        ("duplicate", ""),
+        ("ignored", "in_process_after_paid"),
+    ]
+    assert all(bill_no in e.body for e in entries)
+    assert stack.record(bill_no) == paid

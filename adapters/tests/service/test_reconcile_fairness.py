@@ -83,13 +83,13 @@ class StubGateway(Gateway):
     def redirect(self, payment: Any) -> Any:
         raise NotImplementedError
 
-    def handle_return(self, *args: Any, **kwargs: Any) -> Any:
+    def parse_return(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError
 
-    def handle_notification(self, *args: Any, **kwargs: Any) -> Any:
+    def parse_notification(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError
 
-    def acknowledge(self, *args: Any, **kwargs: Any) -> Any:
+    def reply(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError
 
 
@@ -134,6 +134,8 @@ def seed(ledger: Ledger, records: list[PaymentRecord]) -> None:
             dump(r.created_at),
             dump(r.updated_at),
             None,
+            ledger._dump_json(r.provider_data),  # type: ignore[attr-defined]
+            r.idempotency_key,
         )
         for r in records
     ]

@@ -314,7 +314,7 @@ def test_n8_ten_megabyte_body_is_refused_quickly_in_bounded_memory(
     assert snapshot(shared) == before
     entries = journal(shared)[since:]
     assert [(e.kind, e.verdict, e.reason) for e in entries] == [
-        ("notification", "rejected", "malformed")
+        ("notification", "rejected", "too_large")
     ]
     assert len(entries[0].body) <= 4096  # journalled, truncated
 

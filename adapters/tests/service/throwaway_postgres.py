@@ -11,11 +11,13 @@ import contextlib
 import glob
 import os
 import pwd
+import random
 import shutil
 import signal
 import socket
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 
@@ -34,10 +36,18 @@ def binaries() -> Path | None:
 
 
 def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A free loopback port below the kernel's ephemeral range (32768 and up), so that no
+    outgoing connection of a busy machine takes it between this choice and the server's bind."""
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(20000, 32000)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port in 20000-32000")
 
 
 class ThrowawayPostgres:
@@ -81,6 +91,24 @@ class ThrowawayPostgres:
             str(self.bindir / "pg_ctl"), "-D", str(self.data), "-o", options,
             "-l", str(self.root / "server.log"), "-w", "-t", "30", "start",
         )  # fmt: skip
+        self.wait_ready()
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        """Until a client can connect and query (a loaded machine may take seconds for the
+        first backend); raises with the server's log when it never can."""
+        import psycopg
+
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with psycopg.connect(self.url, connect_timeout=10) as conn:
+                    conn.execute("SELECT 1")
+                return
+            except psycopg.Error as exc:
+                if time.monotonic() > deadline:
+                    log = (self.root / "server.log").read_text(errors="replace")[-2000:]
+                    raise RuntimeError(f"throwaway PostgreSQL not ready: {exc}\n{log}") from exc
+                time.sleep(0.2)
 
     def stop(self) -> None:
         self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop")

@@ -25,6 +25,7 @@ from gateway_core import (
     Gateway,
     HttpRequest,
     HttpResponse,
+    InboundRequest,
     MalformedNotification,
     MalformedResponse,
     Money,
@@ -33,6 +34,8 @@ from gateway_core import (
     PaymentRequest,
     PaymentStatus,
     ProviderClient,
+    ProviderEvent,
+    Reason,
     RedirectInstruction,
     RequestsTransport,
     ReturnResult,
@@ -41,6 +44,7 @@ from gateway_core import (
     StatusReport,
     Transport,
     TrustDeclaration,
+    Verdict,
 )
 
 __all__ = ["AcmePayGateway", "sign"]
@@ -176,26 +180,20 @@ class AcmePayGateway(Gateway):
             provider_status=str(data.get("status", "")),
         )
 
-    def handle_notification(
-        self, body: bytes, headers: Mapping[str, str] | None = None
-    ) -> Notification:
-        failure = Acknowledgement(400, "application/json", b'{"ok": false}', accepted=False)
-        given = {k.lower(): v for k, v in (headers or {}).items()}.get("acme-signature", "")
-        if not isinstance(given, str) or not hmac.compare_digest(
+    def parse_notification(self, request: InboundRequest) -> Notification:
+        body = request.body
+        given = request.headers.get("acme-signature", "")
+        if not hmac.compare_digest(
             given.encode("ascii", "replace"), sign(self._secret, body).encode()
         ):
-            raise BadSignature(
-                "Acme-Signature does not match", provider=self.name, acknowledgement=failure
-            )
+            raise BadSignature("Acme-Signature does not match", provider=self.name)
         try:
             data = json.loads(body)
             reference = data["reference"]
             status = _STATUSES[data["status"]]
             amount = Money.from_minor_units(data["amount_minor"], data["currency"])
         except (ValueError, KeyError, TypeError):
-            raise MalformedNotification(
-                "not an Acme notification", provider=self.name, acknowledgement=failure
-            ) from None
+            raise MalformedNotification("not an Acme notification", provider=self.name) from None
         return Notification(
             provider=self.name,
             merchant_reference=str(reference),
@@ -207,23 +205,26 @@ class AcmePayGateway(Gateway):
             paid_amount=amount,
         )
 
-    def acknowledge(
-        self, notification: Notification, *, accepted: bool = True, reason: str = ""
+    def reply(
+        self,
+        verdict: Verdict,
+        message: Notification | ProviderEvent | None,
+        reason: Reason,
+        request: InboundRequest | None,
+        *,
+        accepted: bool,
     ) -> Acknowledgement:
         if accepted:
             return Acknowledgement(200, "application/json", b'{"ok": true}')
         return Acknowledgement(400, "application/json", b'{"ok": false}', accepted=False)
 
-    def handle_return(
-        self, query: Mapping[str, str], headers: Mapping[str, str] | None = None
-    ) -> ReturnResult:
-        reference = query.get("reference", "")
-        status = query.get("status", "")
+    def parse_return(self, request: InboundRequest) -> ReturnResult:
+        params = request.params
+        reference = params.get("reference", "")
+        status = params.get("status", "")
         expected = sign(self._secret, f"{reference}:{status}".encode())
-        given = query.get("sig", "")
-        if not isinstance(given, str) or not hmac.compare_digest(
-            given.encode("ascii", "replace"), expected.encode()
-        ):
+        given = params.get("sig", "")
+        if not hmac.compare_digest(given.encode("ascii", "replace"), expected.encode()):
             raise BadSignature("return signature does not match", provider=self.name)
         if status not in _STATUSES:
             raise MalformedNotification("unknown status", provider=self.name)
