@@ -144,7 +144,7 @@ class _Late:
 class Stack:
     """The emulator, the merchant endpoints and the service, wired together over loopback."""
 
-    emulator: Any  # adapters.faspay_dana.emulator.EmulatorApp
+    emulator: Any  # gateway_faspay_dana.emulator.EmulatorApp
     emulator_url: str
     merchant_url: str
     runtime: Runtime
@@ -202,7 +202,7 @@ def build_stack(
     max_retries: int = 2,
 ) -> tuple[Stack, Callable[[], None]]:
     """Start everything; returns the stack and its tear-down."""
-    from adapters.faspay_dana.emulator import EmulatorApp, EmulatorServer, Merchant
+    from gateway_faspay_dana.emulator import EmulatorApp, EmulatorServer, Merchant
 
     late = _Late()
     merchant_server = wsgiref.simple_server.make_server(

@@ -38,7 +38,7 @@ def gateway_settings(base_url: str = "http://127.0.0.1:9", **extra: Any) -> dict
 
 def faspay_gateway(base_url: str = "http://127.0.0.1:9") -> Any:
     """The benchmark merchant's ``FaspayDanaGateway``."""
-    from adapters.faspay_dana import FaspayDanaGateway
+    from gateway_faspay_dana import FaspayDanaGateway
 
     return FaspayDanaGateway.from_config(gateway_settings(base_url), environ={})
 
@@ -51,7 +51,7 @@ def bill(i: int) -> tuple[str, str]:
 
 def notification_bodies(gateway: Any, bills: Sequence[tuple[str, str]]) -> list[bytes]:
     """Realistic paid notifications (JSON, signed) for ``bills`` (``(bill_no, trx_id)``)."""
-    from adapters.faspay_dana.testing import signed_notification
+    from gateway_faspay_dana.testing import signed_notification
 
     bodies = []
     for i, (bill_no, trx_id) in enumerate(bills):
@@ -75,7 +75,7 @@ def settling_gateway_class() -> Any:
     baseline of the confirmation-cost benchmark uses it."""
     import attrs
 
-    from adapters.faspay_dana import FaspayDanaGateway
+    from gateway_faspay_dana import FaspayDanaGateway
 
     class SettlingFaspayGateway(FaspayDanaGateway):
         trust = attrs.evolve(FaspayDanaGateway.trust, notification_settles=True)
@@ -93,7 +93,7 @@ def emulator_app() -> Any:
     ``notification_url``: a payment makes a notification that is recorded, never sent (the
     benchmark delivers the notifications itself). The request log holds every request of a
     run, so inquiries can be counted with ``requests_log("inquiry")``."""
-    from adapters.faspay_dana.emulator import EmulatorApp, Merchant
+    from gateway_faspay_dana.emulator import EmulatorApp, Merchant
 
     merchant = Merchant(MERCHANT_ID, merchant_name=MERCHANT_NAME, password=PASSWORD)
     return EmulatorApp(merchant, request_log_limit=1_000_000)
@@ -101,7 +101,7 @@ def emulator_app() -> Any:
 
 def start_emulator() -> Any:
     """An :class:`EmulatorServer` on a free loopback port, started (``.stop()`` it)."""
-    from adapters.faspay_dana.emulator import EmulatorServer
+    from gateway_faspay_dana.emulator import EmulatorServer
 
     return EmulatorServer(emulator_app()).start()
 

@@ -46,7 +46,7 @@ _HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
 
 def serve() -> None:
     """Run the emulator; print its URL; answer ``accepts`` on stdin until ``quit``."""
-    from adapters.faspay_dana.emulator import EmulatorApp, EmulatorServer, Merchant
+    from gateway_faspay_dana.emulator import EmulatorApp, EmulatorServer, Merchant
 
     pin(0)
     merchant = Merchant(MERCHANT_ID, merchant_name=MERCHANT_NAME, password=PASSWORD)
@@ -111,15 +111,15 @@ def _template() -> Any:
 
 
 def _gateway(url: str) -> Any:
-    from adapters.faspay_dana import FaspayDanaGateway
+    from gateway_faspay_dana import FaspayDanaGateway
 
     return FaspayDanaGateway.from_config(gateway_settings(url), environ={})
 
 
 def _bodies(gateway: Any, bill_nos: list[str]) -> list[bytes]:
     """Pre-serialised post-data bodies (signed), one per bill, as the adapter would send."""
-    from adapters.faspay_dana._messages.create import PostDataRequest
-    from adapters.faspay_dana._wire import encode_json, jakarta_now
+    from gateway_faspay_dana._messages.create import PostDataRequest
+    from gateway_faspay_dana._wire import encode_json, jakarta_now
 
     template = _template()
     now = jakarta_now()
@@ -194,10 +194,10 @@ def _breakdown(table: Table, server: Server, calls: int, rounds: int) -> None:
     transport against a bare Session.post on the wire."""
     import requests
 
-    from adapters.faspay_dana import FaspayDanaGateway
-    from adapters.faspay_dana._messages.create import PostDataRequest
-    from adapters.faspay_dana._wire import encode_json, jakarta_now
     from gateway_core import HttpRequest, RequestsTransport
+    from gateway_faspay_dana import FaspayDanaGateway
+    from gateway_faspay_dana._messages.create import PostDataRequest
+    from gateway_faspay_dana._wire import encode_json, jakarta_now
 
     template = _template()
     url = server.url + "/cvr/300011/10"

@@ -7,7 +7,7 @@
   discovery, registry ready) against ``python -c "import requests, tenacity, attrs, pluggy"``
   (``--wall-runs`` interleaved subprocess runs, medians), and ``PluginHost()`` alone in process.
 * P10 — after ``PluginHost()``, is ``requests`` (or ``urllib3``) or the plugin's
-  implementation module ``adapters.faspay_dana._gateway`` in ``sys.modules``? Printed as
+  implementation module ``gateway_faspay_dana._gateway`` in ``sys.modules``? Printed as
   yes/no, as found.
 
     python adapters/tests/benchmarks/bench_import.py [--quick]
@@ -32,7 +32,7 @@ _HOST = (
     "import json; print(json.dumps({'import': t1 - t0, 'discovery': t2 - t1, "
     "'providers': sorted(i.name for i in host.registry), "
     "'modules': {m: m in sys.modules for m in ('requests', 'urllib3', 'tenacity', "
-    "'adapters.faspay_dana._gateway', 'adapters.faspay_dana._messages', "
+    "'gateway_faspay_dana._gateway', 'gateway_faspay_dana._messages', "
     "'gateway_core._requests_transport', 'psycopg')}}))"
 )
 
@@ -85,7 +85,7 @@ def run(*, runs: int, wall_runs: int) -> Table:
             if name in found:
                 parts.setdefault(name, []).append(found[name])
         during = _importtime("", "import gateway_core; gateway_core.PluginHost()")
-        plugin.append(during.get("adapters.faspay_dana._gateway", 0))
+        plugin.append(during.get("gateway_faspay_dana._gateway", 0))
     r, c = median(req) / 1000, median(core) / 1000
     table.row(
         "P8 import gateway_core, -X importtime cumulative",
@@ -132,7 +132,7 @@ def run(*, runs: int, wall_runs: int) -> Table:
         "≤ 10 ms",
     )
     table.row(
-        "P9 of which importing adapters.faspay_dana._gateway (-X importtime)",
+        "P9 of which importing gateway_faspay_dana._gateway (-X importtime)",
         "-",
         f"{median(plugin) / 1000:.1f} ms",
         "-",
@@ -146,7 +146,7 @@ def run(*, runs: int, wall_runs: int) -> Table:
 
     # P10: what discovery imported.
     modules: dict[str, bool] = details[-1]["modules"]  # type: ignore[assignment]
-    for name in ("requests", "urllib3", "adapters.faspay_dana._gateway"):
+    for name in ("requests", "urllib3", "gateway_faspay_dana._gateway"):
         present = modules[name]
         table.row(
             f"P10 after PluginHost(): {name} in sys.modules",

@@ -98,7 +98,7 @@ class _InfoLogging:
     """The library's INFO lines on, through a handler (what a production app would run)."""
 
     def __enter__(self) -> _InfoLogging:
-        self.logger = logging.getLogger("adapters.faspay_dana")
+        self.logger = logging.getLogger("gateway_faspay_dana")
         self.level = self.logger.level
         self.handler = logging.StreamHandler(io.StringIO())
         self.handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))

@@ -193,7 +193,7 @@ def _inquiries(control: Any) -> int:
 
 
 def run(*, seconds: float, rounds: int, threads: int, capacity: int) -> Table:
-    from adapters.faspay_dana.emulator import EmulatorControl
+    from gateway_faspay_dana.emulator import EmulatorControl
 
     table = Table("P7 — HTTP webhook endpoint (waitress, 4 client threads)")
     with tempfile.TemporaryDirectory(prefix="bench-webhook-") as tmp:

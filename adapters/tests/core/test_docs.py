@@ -236,7 +236,7 @@ def test_every_gateway_subcommand_in_the_docs_exists() -> None:
 
 def faspay_settings_read(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The keys ``FaspayConfig.from_settings`` reads, in order."""
-    from adapters.faspay_dana import _config
+    from gateway_faspay_dana import _config
 
     seen: list[str] = []
 
@@ -266,7 +266,7 @@ def faspay_settings_read(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 def test_faspay_settings_table_matches_from_settings(monkeypatch: pytest.MonkeyPatch) -> None:
-    from adapters.faspay_dana._config import ENV_NAMES
+    from gateway_faspay_dana._config import ENV_NAMES
 
     rows = table_after(doc("configuration.md"), "Faspay DANA settings (`faspay_dana`)")
     documented = [code_name(row[0]) for row in rows]
@@ -291,7 +291,7 @@ def test_faspay_settings_table_matches_from_settings(monkeypatch: pytest.MonkeyP
     [("Endpoint faults", "ENDPOINT_FAULTS"), ("Notification faults", "NOTIFICATION_FAULTS")],
 )
 def test_fault_tables_match_the_emulator(heading: str, catalogue: str) -> None:
-    from adapters.faspay_dana import emulator
+    from gateway_faspay_dana import emulator
 
     documented = [code_name(row[0]) for row in table_after(doc("emulator.md"), heading)]
     actual = set(getattr(emulator, catalogue))

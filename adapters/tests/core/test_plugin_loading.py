@@ -29,7 +29,7 @@ def test_first_party_provider_is_discovered_from_installed_metadata() -> None:
     host = PluginHost()
     info = host.registry.get("faspay_dana")
     assert info.plugin == "faspay_dana"
-    assert info.distribution == "gateway-core"
+    assert info.distribution == "gateway-faspay-dana"
     assert info.version
 
 
@@ -214,7 +214,7 @@ def test_discovery_does_not_import_provider_implementations() -> None:
         "import sys, gateway_core\n"
         "host = gateway_core.PluginHost()\n"
         "assert 'faspay_dana' in host.registry\n"
-        "loaded = [m for m in ('adapters.faspay_dana._gateway', 'requests', 'tenacity')"
+        "loaded = [m for m in ('gateway_faspay_dana._gateway', 'requests', 'tenacity')"
         " if m in sys.modules]\n"
         "print(','.join(loaded))\n"
     )

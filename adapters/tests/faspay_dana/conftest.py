@@ -10,8 +10,8 @@ from typing import Any, TypeVar
 
 import pytest
 
-from adapters.faspay_dana import JAKARTA, FaspayConfig, FaspayDanaGateway
 from gateway_core import HttpRequest, HttpResponse, MockTransport
+from gateway_faspay_dana import JAKARTA, FaspayConfig, FaspayDanaGateway
 
 T = TypeVar("T")
 

@@ -3,26 +3,27 @@
 The plugin codes each message in the one direction it uses (it writes requests and reads
 responses); these are the reverse codecs: reading our requests and writing Faspay's responses
 as Faspay would, and reading our acknowledgement. The notification and the return query are
-written by :mod:`adapters.faspay_dana._faspay_side` (``testing`` needs them too).
+written by :mod:`gateway_faspay_dana._faspay_side` (``testing`` needs them too).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from adapters.faspay_dana._errors import InvalidRequest, PayloadError
-from adapters.faspay_dana._messages.cancel import CancelRequest, CancelResponse
-from adapters.faspay_dana._messages.channels import ChannelInquiryRequest, ChannelInquiryResponse
-from adapters.faspay_dana._messages.common import payload_error
-from adapters.faspay_dana._messages.create import (
+from gateway_core import Money
+from gateway_faspay_dana._errors import InvalidRequest, PayloadError
+from gateway_faspay_dana._messages.cancel import CancelRequest, CancelResponse
+from gateway_faspay_dana._messages.channels import ChannelInquiryRequest, ChannelInquiryResponse
+from gateway_faspay_dana._messages.common import payload_error
+from gateway_faspay_dana._messages.create import (
     Address,
     PostDataRequest,
     PostDataResponse,
     items_of,
 )
-from adapters.faspay_dana._messages.inquiry import InquiryRequest, InquiryResponse
-from adapters.faspay_dana._messages.notification import NotificationAck
-from adapters.faspay_dana._wire import (
+from gateway_faspay_dana._messages.inquiry import InquiryRequest, InquiryResponse
+from gateway_faspay_dana._messages.notification import NotificationAck
+from gateway_faspay_dana._wire import (
     CURRENCY,
     Fields,
     decode_json_object,
@@ -31,7 +32,6 @@ from adapters.faspay_dana._wire import (
     sniff_format,
     to_wire_amount,
 )
-from gateway_core import Money
 
 # -- requests, read as Faspay reads them ----------------------------------------------------
 

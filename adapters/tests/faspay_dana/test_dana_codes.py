@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from adapters.faspay_dana import PayloadError, payment_status, provider_error
 from gateway_core import (
     PaymentStatus,
     ProviderConfigurationError,
     ProviderRefused,
     ProviderTemporaryError,
 )
+from gateway_faspay_dana import PayloadError, payment_status, provider_error
 
 CONFIGURATION = ["03", "40", "55", "56", "63", "82", "84"]
 REFUSED = ["01", "13", "14", "17", "18", "21", "30", "54", "80", "81", "83", "85", "77", "XX"]

@@ -6,8 +6,8 @@ from datetime import timedelta
 
 import pytest
 
-from adapters.faspay_dana import FaspayConfig, FaspayDanaGateway
 from gateway_core import ConfigurationError, HttpRequest, HttpResponse, MockTransport
+from gateway_faspay_dana import FaspayConfig, FaspayDanaGateway
 
 SECRET = "s3cret-Passw0rd-value"
 MINIMAL = {"merchant_id": "99999", "merchant_name": "Sophia Store", "password": SECRET}

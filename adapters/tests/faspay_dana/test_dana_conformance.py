@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from adapters.faspay_dana import FaspayDanaGateway
-from adapters.faspay_dana.testing import signed_notification, signed_return_query
 from gateway_core import Gateway, HttpRequest, HttpResponse, Money, PaymentStatus
 from gateway_core.testing import GatewayConformance, MockTransport
+from gateway_faspay_dana import FaspayDanaGateway
+from gateway_faspay_dana.testing import signed_notification, signed_return_query
 
 PASSWORD = "conformance-Secret-9f2"
 

@@ -23,7 +23,6 @@ from typing import Any
 
 import pytest
 
-from adapters.faspay_dana import JAKARTA, FaspayDanaGateway
 from gateway_core import (
     Customer,
     LineItem,
@@ -34,6 +33,7 @@ from gateway_core import (
     PaymentStatus,
     ProviderUnavailable,
 )
+from gateway_faspay_dana import JAKARTA, FaspayDanaGateway
 
 DEADLINE = 1.5
 #: The deadline may be overrun by 10 %: the watchdog fires at the deadline, and 150 ms covers

@@ -9,13 +9,6 @@ from typing import Any
 
 import pytest
 
-from adapters.faspay_dana import (
-    JAKARTA,
-    FaspayConfig,
-    FaspayDanaGateway,
-    InvalidRequest,
-    PaymentChannel,
-)
 from gateway_core import (
     Capability,
     Customer,
@@ -34,6 +27,13 @@ from gateway_core import (
     RetryPolicy,
     SignedField,
     StatusReport,
+)
+from gateway_faspay_dana import (
+    JAKARTA,
+    FaspayConfig,
+    FaspayDanaGateway,
+    InvalidRequest,
+    PaymentChannel,
 )
 
 NOW = datetime(2020, 12, 19, 6, 0, 0, tzinfo=JAKARTA)
@@ -139,7 +139,7 @@ def test_trust_covers_only_the_bill_and_the_status() -> None:
 
 def test_declares_its_secret_setting_and_emulator() -> None:
     assert FaspayDanaGateway.secret_settings == frozenset({"password"})
-    assert FaspayDanaGateway.emulator_entry == "adapters.faspay_dana.emulator:main"
+    assert FaspayDanaGateway.emulator_entry == "gateway_faspay_dana.emulator:main"
 
 
 def test_its_default_currency_is_rupiah(gateway: FaspayDanaGateway) -> None:
@@ -571,7 +571,7 @@ def test_outbound_logs_name_operation_bill_and_code_but_no_secret(
 ) -> None:
     faspay.answer(created())
     faspay.answer({"response_code": "14"})
-    with caplog.at_level(logging.DEBUG, logger="adapters.faspay_dana"):
+    with caplog.at_level(logging.DEBUG, logger="gateway_faspay_dana"):
         gateway.create(payment_request())
         with pytest.raises(ProviderRefused):
             gateway.inquire(pending_payment())

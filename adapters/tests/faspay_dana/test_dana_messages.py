@@ -15,7 +15,8 @@ import attrs
 import pytest
 from faspay_side import read_post_data_request
 
-from adapters.faspay_dana import (
+from gateway_core import Customer, LineItem, Money, PaymentRequest
+from gateway_faspay_dana import (
     JAKARTA,
     Address,
     CancelResponse,
@@ -30,7 +31,6 @@ from adapters.faspay_dana import (
     PostDataResponse,
     ReturnQuery,
 )
-from gateway_core import Customer, LineItem, Money, PaymentRequest
 
 NOW = datetime(2020, 12, 19, 6, 0, 0, tzinfo=JAKARTA)
 

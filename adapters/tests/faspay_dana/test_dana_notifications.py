@@ -15,8 +15,6 @@ from faspay_side import read_acknowledgement
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from adapters.faspay_dana import JAKARTA, FaspayDanaGateway
-from adapters.faspay_dana.testing import signed_notification
 from gateway_core import (
     BadSignature,
     MalformedNotification,
@@ -26,6 +24,8 @@ from gateway_core import (
     PaymentStatus,
     SignedField,
 )
+from gateway_faspay_dana import JAKARTA, FaspayDanaGateway
+from gateway_faspay_dana.testing import signed_notification
 
 BILL_NO = "INV-20201219-1"
 TRX_ID = "9999981900000001"
@@ -137,7 +137,7 @@ def test_the_docs_xml_samples_legacy_signature_is_rejected_by_default(
     make_gateway: Callable[..., FaspayDanaGateway], caplog: pytest.LogCaptureFixture
 ) -> None:  # §14 #3
     gateway = make_gateway(merchant_id="31025")
-    with caplog.at_level(logging.WARNING, logger="adapters.faspay_dana"):
+    with caplog.at_level(logging.WARNING, logger="gateway_faspay_dana"):
         error = rejected(gateway, DOCS_XML_SAMPLE)
     assert isinstance(error, BadSignature)
     assert "legacy" in caplog.text

@@ -7,10 +7,10 @@ import json
 import subprocess
 import sys
 
-import adapters.faspay_dana as package
-from adapters.faspay_dana import FaspayConfig, FaspayDanaGateway, plugin
-from adapters.faspay_dana.testing import config_of, signed_notification, signed_return_query
+import gateway_faspay_dana as package
 from gateway_core import Money, PaymentStatus, PluginHost
+from gateway_faspay_dana import FaspayConfig, FaspayDanaGateway, plugin
+from gateway_faspay_dana.testing import config_of, signed_notification, signed_return_query
 
 
 def test_the_plugin_registers_faspay_dana() -> None:
@@ -21,7 +21,7 @@ def test_the_plugin_registers_faspay_dana() -> None:
 
 def test_importing_the_plugin_does_not_import_a_transport() -> None:
     code = (
-        "import sys, adapters.faspay_dana.plugin\n"
+        "import sys, gateway_faspay_dana.plugin\n"
         "print(sorted(m for m in ('requests', 'urllib3', 'defusedxml') if m in sys.modules))"
     )
     result = subprocess.run(
@@ -39,9 +39,9 @@ def test_all_is_complete() -> None:
     assert set(package._LAZY) == set(package.__all__)
     for name in package.__all__:
         value = getattr(package, name)
-        module = getattr(value, "__module__", "adapters.faspay_dana")
+        module = getattr(value, "__module__", "gateway_faspay_dana")
         if inspect.isclass(value) or inspect.isfunction(value):
-            assert module.startswith("adapters.faspay_dana."), name
+            assert module.startswith("gateway_faspay_dana."), name
 
 
 def test_unknown_names_are_attribute_errors() -> None:
@@ -113,10 +113,10 @@ def test_signed_return_query_reproduces_the_docs_example() -> None:
 
 def test_importing_the_plugin_does_not_import_the_provider() -> None:
     code = (
-        "import sys, adapters.faspay_dana.plugin\n"
-        "print(sorted(m for m in sys.modules if m.startswith('adapters.faspay_dana.')))"
+        "import sys, gateway_faspay_dana.plugin\n"
+        "print(sorted(m for m in sys.modules if m.startswith('gateway_faspay_dana.')))"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
-    assert result.stdout.strip() == "['adapters.faspay_dana.plugin']"
+    assert result.stdout.strip() == "['gateway_faspay_dana.plugin']"

@@ -10,9 +10,9 @@ from __future__ import annotations
 import pytest
 from redaction_cost import hostile_cost_ratio
 
-from adapters.faspay_dana.plugin import REDACTION_PATTERNS
 from gateway_core import PluginHost, redact_text
 from gateway_core._redact import REDACTED, redact_excerpt
+from gateway_faspay_dana.plugin import REDACTION_PATTERNS
 
 
 @pytest.fixture(autouse=True)

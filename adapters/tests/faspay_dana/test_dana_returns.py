@@ -9,8 +9,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from adapters.faspay_dana import FaspayDanaGateway
-from adapters.faspay_dana.testing import signed_return_query
 from gateway_core import (
     BadSignature,
     MalformedNotification,
@@ -19,6 +17,8 @@ from gateway_core import (
     PaymentStatus,
     ReturnResult,
 )
+from gateway_faspay_dana import FaspayDanaGateway
+from gateway_faspay_dana.testing import signed_return_query
 
 DOCS_EXAMPLE = (
     "https://merchant_url.com/thankyou?trx_id=8985999990013136&merchant_id=99999"

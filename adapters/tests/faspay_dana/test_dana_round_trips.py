@@ -3,7 +3,7 @@ the acknowledgement's XML form is the docs' sample).
 
 The plugin codes each message in the direction it uses (it writes requests and the
 acknowledgement, reads responses, notifications and returns); the other direction is Faspay's
-side, from the helper module ``faspay_side`` and :mod:`adapters.faspay_dana._faspay_side`.
+side, from the helper module ``faspay_side`` and :mod:`gateway_faspay_dana._faspay_side`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ from faspay_side import (
     read_inquiry_request,
 )
 
-from adapters.faspay_dana import (
+from gateway_core import Money
+from gateway_faspay_dana import (
     CancelRequest,
     CancelResponse,
     ChannelInquiryRequest,
@@ -38,8 +39,7 @@ from adapters.faspay_dana import (
     PostDataResponse,
     ReturnQuery,
 )
-from adapters.faspay_dana._faspay_side import notification_payload, return_query
-from gateway_core import Money
+from gateway_faspay_dana._faspay_side import notification_payload, return_query
 
 REDIRECT_URL = (
     "https://dev.faspay.co.id/pws/100003/0830000010100000/"

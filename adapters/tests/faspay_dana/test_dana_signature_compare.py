@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from adapters.faspay_dana import matches, sign
+from gateway_faspay_dana import matches, sign
 
 PARTS = ("bot99999", "p@ssw0rd", "4370", "0")
 GOOD = sign(*PARTS)

@@ -6,7 +6,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
-from adapters.faspay_dana import (
+from gateway_core import Money, Payment, PaymentStatus
+from gateway_faspay_dana import (
     FaspayDanaGateway,
     bill_signature,
     channel_inquiry_signature,
@@ -14,7 +15,6 @@ from adapters.faspay_dana import (
     sign,
     status_signature,
 )
-from gateway_core import Money, Payment, PaymentStatus
 
 PASSWORD = "p@ssw0rd"
 

@@ -28,9 +28,6 @@ from typing import Any
 
 import pytest
 
-from adapters.faspay_dana import JAKARTA, FaspayDanaGateway
-from adapters.faspay_dana.emulator import EmulatorApp, EmulatorServer, Merchant
-from adapters.faspay_dana.emulator._faults import ENDPOINT_FAULTS
 from gateway_core import (
     Customer,
     GatewayError,
@@ -46,6 +43,9 @@ from gateway_core import (
     ProviderTemporaryError,
     ProviderUnavailable,
 )
+from gateway_faspay_dana import JAKARTA, FaspayDanaGateway
+from gateway_faspay_dana.emulator import EmulatorApp, EmulatorServer, Merchant
+from gateway_faspay_dana.emulator._faults import ENDPOINT_FAULTS
 
 READ_TIMEOUT = 0.5
 DEADLINE = 3.0

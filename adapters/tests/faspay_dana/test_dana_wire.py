@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adapters.faspay_dana import (
+from gateway_core import Money
+from gateway_faspay_dana import (
     JAKARTA,
     InvalidRequest,
     PayloadError,
@@ -18,8 +19,7 @@ from adapters.faspay_dana import (
     parse_datetime,
     to_wire_amount,
 )
-from adapters.faspay_dana._wire import decode_json_object, decode_xml_fields, sniff_format
-from gateway_core import Money
+from gateway_faspay_dana._wire import decode_json_object, decode_xml_fields, sniff_format
 
 MAX_AMOUNT = 10**15 - 1
 

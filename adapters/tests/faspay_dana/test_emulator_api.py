@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import requests
 
-from adapters.faspay_dana._signature import sign
-from adapters.faspay_dana.emulator import (
+from gateway_faspay_dana._signature import sign
+from gateway_faspay_dana.emulator import (
     EmulatorApp,
     EmulatorClock,
     EmulatorServer,

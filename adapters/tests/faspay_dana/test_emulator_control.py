@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from adapters.faspay_dana.emulator import (
+from gateway_faspay_dana.emulator import (
     EmulatorApp,
     EmulatorControl,
     EmulatorError,
@@ -142,7 +142,7 @@ def test_python_api_mirrors_the_http_one(server: EmulatorServer) -> None:
 
 
 def test_public_names_are_sorted_and_exported() -> None:
-    import adapters.faspay_dana.emulator as emulator
+    import gateway_faspay_dana.emulator as emulator
 
     assert emulator.__all__ == sorted(emulator.__all__)
     assert all(hasattr(emulator, name) for name in emulator.__all__)
@@ -153,7 +153,7 @@ def test_public_names_are_sorted_and_exported() -> None:
 
 def _run_cli(*args: str) -> subprocess.Popen[str]:
     code = (
-        "import sys; from adapters.faspay_dana.emulator import main; sys.exit(main(sys.argv[1:]))"
+        "import sys; from gateway_faspay_dana.emulator import main; sys.exit(main(sys.argv[1:]))"
     )
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     return subprocess.Popen(
@@ -225,8 +225,8 @@ import json
 
 import requests
 
-from adapters.faspay_dana._signature import matches
-from adapters.faspay_dana.emulator import example_post_data, Merchant
+from gateway_faspay_dana._signature import matches
+from gateway_faspay_dana.emulator import example_post_data, Merchant
 
 
 def test_fixtures(faspay_emulator, faspay_merchant, faspay_notification, faspay_return_query,
@@ -276,7 +276,7 @@ def test_pytest_plugin_fixtures(tmp_path: Path) -> None:
             "-m",
             "pytest",
             "-p",
-            "adapters.faspay_dana.emulator.pytest_plugin",
+            "gateway_faspay_dana.emulator.pytest_plugin",
             "-p",
             "no:cacheprovider",
             "-q",

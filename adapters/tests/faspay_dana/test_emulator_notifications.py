@@ -18,8 +18,8 @@ import defusedxml.ElementTree as SafeET
 import pytest
 import requests
 
-from adapters.faspay_dana._signature import matches, sign
-from adapters.faspay_dana.emulator import (
+from gateway_faspay_dana._signature import matches, sign
+from gateway_faspay_dana.emulator import (
     EmulatorApp,
     EmulatorServer,
     Merchant,

@@ -12,8 +12,8 @@ import pytest
 import requests
 from browser_forms import forms_of
 
-from adapters.faspay_dana._signature import matches
-from adapters.faspay_dana.emulator import (
+from gateway_faspay_dana._signature import matches
+from gateway_faspay_dana.emulator import (
     EmulatorApp,
     EmulatorServer,
     Merchant,

@@ -17,11 +17,10 @@ import pytest
 import requests
 
 try:
-    from adapters.faspay_dana import FaspayDanaGateway
+    from gateway_faspay_dana import FaspayDanaGateway
 except ImportError:  # pragma: no cover - the provider is being written concurrently
     pytest.skip("FaspayDanaGateway is not available", allow_module_level=True)
 
-from adapters.faspay_dana.emulator import EmulatorApp, EmulatorServer, Merchant
 from gateway_core import (
     Customer,
     GatewayError,
@@ -32,6 +31,7 @@ from gateway_core import (
     PaymentRequest,
     PaymentStatus,
 )
+from gateway_faspay_dana.emulator import EmulatorApp, EmulatorServer, Merchant
 
 
 class _ThreadingServer(socketserver.ThreadingMixIn, WSGIServer):

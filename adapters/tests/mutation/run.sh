@@ -36,7 +36,7 @@ cd "$copy"
 # The service's apply path, wherever in gateway_core/_service*.py each method now lives.
 service='gateway_core._service*ǁ'
 if [ "$#" -eq 0 ]; then
-    set -- 'gateway_core._state*' 'adapters.faspay_dana._signature*' \
+    set -- 'gateway_core._state*' 'gateway_faspay_dana._signature*' \
         "${service}_apply__mutmut_*" "${service}_review__*" "${service}handle_notification__*" \
         "${service}receive_notification__*" "${service}_decide_notification__*" \
         "${service}_mismatch__*" "${service}_report_mismatch__*" "${service}_confirm*" \

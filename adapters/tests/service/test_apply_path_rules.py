@@ -23,7 +23,6 @@ from test_scenarios_support import (
     verdicts,
 )
 
-from adapters.faspay_dana import JAKARTA
 from gateway_core import (
     Capability,
     EventKind,
@@ -37,6 +36,7 @@ from gateway_core import (
     ServicePolicy,
 )
 from gateway_core.ledger import Ledger, PaymentRecord
+from gateway_faspay_dana import JAKARTA
 
 S = PaymentStatus
 ORDER = "ORDER-RULES"

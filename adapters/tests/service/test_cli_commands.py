@@ -21,10 +21,10 @@ from urllib.parse import urlencode
 import pytest
 import requests
 
-from adapters.faspay_dana.emulator import EmulatorApp, EmulatorServer, Merchant
-from adapters.faspay_dana.testing import signed_notification, signed_return_query
 from gateway_core import Money, PaymentStatus
 from gateway_core.ledger import SQLiteLedger
+from gateway_faspay_dana.emulator import EmulatorApp, EmulatorServer, Merchant
+from gateway_faspay_dana.testing import signed_notification, signed_return_query
 
 HERE = Path(__file__).resolve().parent
 GATEWAY_SCRIPT = Path(sys.executable).with_name("gateway")

@@ -25,12 +25,12 @@ from typing import Any
 
 import pytest
 
-from adapters.faspay_dana.emulator import EmulatorApp, EmulatorServer, Merchant
-from adapters.faspay_dana.testing import signed_notification
 from gateway_core import Customer, EventKind, Money, PaymentRequest, PaymentStatus, Settings
 from gateway_core._runtime import build_runtime
 from gateway_core.ledger import OutboxEvent
 from gateway_core.testing import HookRecorder
+from gateway_faspay_dana.emulator import EmulatorApp, EmulatorServer, Merchant
+from gateway_faspay_dana.testing import signed_notification
 
 HERE = Path(__file__).resolve().parent
 WORKER = HERE / "workers" / "service_worker.py"

@@ -19,8 +19,6 @@ from typing import Any
 import pytest
 import requests
 
-from adapters.faspay_dana.emulator import EmulatorApp, EmulatorServer, Merchant
-from adapters.faspay_dana.testing import signed_notification, signed_return_query
 from gateway_core import (
     Customer,
     EventKind,
@@ -32,6 +30,8 @@ from gateway_core import (
 )
 from gateway_core._runtime import build_runtime
 from gateway_core.testing import HookRecorder
+from gateway_faspay_dana.emulator import EmulatorApp, EmulatorServer, Merchant
+from gateway_faspay_dana.testing import signed_notification, signed_return_query
 
 GATEWAY = "dana"
 

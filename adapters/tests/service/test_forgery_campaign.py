@@ -23,8 +23,8 @@ import requests
 from browser_forms import forms_of
 from test_scenarios_support import gateway, journal, post_notification, response_code
 
-from adapters.faspay_dana.testing import signed_notification
 from gateway_core import EventKind, PaymentStatus
+from gateway_faspay_dana.testing import signed_notification
 
 ORDER = "ORDER-FORGE"
 OTHER = "ORDER-OTHER"

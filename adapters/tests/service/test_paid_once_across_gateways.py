@@ -19,8 +19,6 @@ from typing import Any
 import pytest
 from worker_pool import run_workers
 
-from adapters.faspay_dana.emulator import EmulatorApp, EmulatorServer, Merchant
-from adapters.faspay_dana.testing import signed_notification
 from gateway_core import (
     Customer,
     EventKind,
@@ -32,6 +30,8 @@ from gateway_core import (
 )
 from gateway_core._runtime import build_runtime
 from gateway_core.testing import HookRecorder
+from gateway_faspay_dana.emulator import EmulatorApp, EmulatorServer, Merchant
+from gateway_faspay_dana.testing import signed_notification
 
 MERCHANTS = {"dana": "99999", "dana_b": "88888"}
 

@@ -21,11 +21,11 @@ from typing import Any
 import pytest
 from worker_pool import run_workers
 
-from adapters.faspay_dana.emulator import EmulatorApp, EmulatorServer, Merchant
-from adapters.faspay_dana.testing import signed_notification
 from gateway_core import EventKind, PaymentStatus, Settings
 from gateway_core._runtime import build_runtime
 from gateway_core.testing import HookRecorder
+from gateway_faspay_dana.emulator import EmulatorApp, EmulatorServer, Merchant
+from gateway_faspay_dana.testing import signed_notification
 
 WORKERS = 4
 PAYMENTS = 10

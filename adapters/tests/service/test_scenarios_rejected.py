@@ -39,9 +39,9 @@ from test_scenarios_support import (
     verdicts,
 )
 
-from adapters.faspay_dana.testing import signed_notification
 from gateway_core import EventKind, Money, PaymentStatus, ServicePolicy
 from gateway_core.ledger import PaymentRecord
+from gateway_faspay_dana.testing import signed_notification
 
 
 @pytest.fixture(scope="module", params=BACKENDS)

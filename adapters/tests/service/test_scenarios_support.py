@@ -20,10 +20,10 @@ import pytest
 import requests
 from defusedxml.ElementTree import fromstring
 
-from adapters.faspay_dana.testing import signed_notification, signed_return_query
 from gateway_core import EventKind, PaymentStatus
 from gateway_core._state import allowed
 from gateway_core.ledger import JournalEntry, PaymentRecord
+from gateway_faspay_dana.testing import signed_notification, signed_return_query
 
 S = PaymentStatus
 

@@ -44,8 +44,6 @@ from urllib.parse import urlencode, urlsplit
 import attrs
 import pytest
 
-from adapters.faspay_dana._signature import sign
-from adapters.faspay_dana.testing import signed_notification, signed_return_query
 from gateway_core import (
     BadSignature,
     LedgerError,
@@ -57,6 +55,8 @@ from gateway_core import (
     hookimpl,
 )
 from gateway_core._events import PaymentEvent
+from gateway_faspay_dana._signature import sign
+from gateway_faspay_dana.testing import signed_notification, signed_return_query
 
 PHONE = "081234567890"
 PHONE_NORMALISED = "81234567890"
@@ -497,8 +497,8 @@ def _is_browser_request(record: logging.LogRecord) -> bool:
 def test_demo_prints_and_logs_no_secrets(
     captured: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from adapters.faspay_dana import sandbox as faspay_sandbox
     from gateway_core.demo import DemoOptions, run_demo
+    from gateway_faspay_dana import sandbox as faspay_sandbox
 
     # The demo generates its password inside the sandbox: catch the settings it hands over.
     settings_seen: list[dict[str, Any]] = []

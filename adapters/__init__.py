@@ -1,1 +1,0 @@
-"""Provider plugins shipped with gateway-core, and the test-suite."""

@@ -1,0 +1,134 @@
+"""The Faspay DANA sandbox for ``gateway demo``: the emulator plus a scripted customer.
+
+It implements :class:`gateway_core.sandbox.Sandbox`. The merchant's password is generated
+per run (the emulator accepts whatever it is given), so the demo needs no credentials.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from html.parser import HTMLParser
+from typing import Any
+from urllib.parse import urljoin
+
+from gateway_core import RedirectInstruction
+from gateway_core.sandbox import CustomerAction, CustomerVisit, SandboxFaults
+
+DEMO_MERCHANT_ID = "99999"
+_RETRY_INTERVAL = 0.3
+
+
+class _Forms(HTMLParser):
+    """Collects the forms of the emulator's DANA page: id -> (action, fields)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.forms: dict[str, tuple[str, dict[str, str]]] = {}
+        self._current: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = {k: v or "" for k, v in attrs}
+        if tag == "form":
+            self._current = values.get("id", "")
+            self.forms[self._current] = (values.get("action", ""), {})
+        elif tag == "input" and self._current is not None and values.get("name"):
+            self.forms[self._current][1][values["name"]] = values.get("value", "")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "form":
+            self._current = None
+
+
+class FaspaySandbox:
+    """A running Faspay emulator with one merchant, driven like a customer would."""
+
+    def __init__(self) -> None:
+        self._app: Any = None
+        self._server: Any = None
+        self._seen = 0
+
+    def start(
+        self, *, notification_url: str, return_url: str, faults: SandboxFaults
+    ) -> Mapping[str, Any]:
+        from gateway_faspay_dana.emulator import EmulatorApp, EmulatorServer, Merchant
+
+        password = secrets.token_urlsafe(24)
+        merchant = Merchant(
+            DEMO_MERCHANT_ID,
+            merchant_name="Demo Store",
+            password=password,
+            notification_url=notification_url,
+            return_url=return_url,
+        )
+        self._app = EmulatorApp(merchant, retry_interval=_RETRY_INTERVAL)
+        if faults.drop_notifications:
+            self._app.add_fault("notification", "drop", count=1000)
+        if faults.duplicate_notifications:
+            self._app.add_fault(
+                "notification", "duplicate", count=1000, times=faults.duplicate_notifications
+            )
+        self._server = EmulatorServer(self._app).start()
+        return {
+            "merchant_id": DEMO_MERCHANT_ID,
+            "merchant_name": "Demo Store",
+            "password": password,
+            "base_url": self._server.url,
+            "environment": "sandbox",
+        }
+
+    def customer(self, redirect: RedirectInstruction, action: CustomerAction) -> CustomerVisit:
+        import requests
+
+        steps = []
+        with requests.Session() as browser:
+            page = browser.get(redirect.url, timeout=10)
+            steps.append(f"opened the DANA page: HTTP {page.status_code}")
+            page.raise_for_status()
+            forms = _Forms()
+            forms.feed(page.text)
+            target, fields = forms.forms[f"dana-{action.value}"]
+            fields = dict(fields, action=action.value)
+            reply = browser.post(
+                urljoin(page.url, target), data=fields, allow_redirects=False, timeout=10
+            )
+            location = reply.headers.get("Location", "")
+            steps.append(
+                f"pressed '{action.value}': HTTP {reply.status_code}, DANA sends the browser "
+                "back to the merchant's return URL"
+                if location
+                else f"pressed '{action.value}': HTTP {reply.status_code}"
+            )
+        return CustomerVisit(tuple(steps), return_url=location)
+
+    def settle_pending(self) -> None:
+        # Move the emulator's clock past any bill's expiry (DANA bills last at most 30 days).
+        self._app.advance_clock(31 * 24 * 3600)
+
+    def wait_for_notifications(self, timeout: float) -> list[Mapping[str, Any]]:
+        self._app.wait_for_deliveries(timeout)
+        records: list[Mapping[str, Any]] = []
+        for delivery in self._app.deliveries()[self._seen :]:
+            for attempt in delivery["attempts"]:
+                http = attempt.get("http_status")
+                code = attempt.get("response_code") or ""
+                reply = (
+                    f"HTTP {http} response_code {code}".strip()
+                    if http
+                    else f"nothing delivered ({attempt.get('error') or 'unreachable'})"
+                )
+                records.append({"status": delivery["status"], "reply": reply})
+            if not delivery["attempts"]:
+                records.append({"status": delivery["status"], "reply": "not attempted"})
+        self._seen = len(self._app.deliveries())
+        return records
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+
+def sandbox() -> FaspaySandbox:
+    """The factory named by ``FaspayDanaGateway.sandbox_entry``."""
+    return FaspaySandbox()
