@@ -15,13 +15,12 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from datetime import timedelta
-from pathlib import Path
 from typing import Any, NoReturn, TextIO
-from urllib.parse import parse_qsl, urlsplit
 
 import attrs
 
 from gateway_core._cli_maintenance import PRUNE_HELP, add_prune_arguments, prune
+from gateway_core._cli_verify import VERIFY_HELP, add_verify_arguments
 from gateway_core._config import Settings
 from gateway_core._customer_action import action_data, action_text
 from gateway_core._exceptions import GatewayError
@@ -360,29 +359,14 @@ def _create(args: argparse.Namespace, out: TextIO) -> int:
 
 @command("verify")
 def _verify(args: argparse.Namespace, out: TextIO) -> int:
+    from gateway_core._cli_verify import VerifyError, verify
+
     with _runtime(args) as rt:
-        gateway = args.gateway or _only_gateway(rt)
-        if args.kind == "notification":
-            try:
-                body = (
-                    Path(args.source).read_bytes()
-                    if args.source != "-"
-                    else sys.stdin.buffer.read()
-                )
-            except OSError as exc:
-                raise CommandError(f"cannot read {args.source}: {exc.strerror}") from None
-            checks = rt.service.check_notification(gateway, body)
-        else:
-            query = dict(parse_qsl(urlsplit(args.source).query, keep_blank_values=True))
-            checks = rt.service.check_return(gateway, query)
-        valid = all(check.ok for check in checks)
-        lines = [f"{'VALID' if valid else 'INVALID'} {args.kind} for gateway {gateway}"]
-        lines += [
-            f"  [{'ok' if c.ok else 'FAIL'}] {c.name}{': ' + c.detail if c.detail else ''}"
-            for c in checks
-        ]
-        data = {"valid": valid, "checks": [attrs.asdict(c) for c in checks]}
-        _emit(args, out, data, "\n".join(lines))
+        try:
+            valid, data, text = verify(rt, args.gateway or _only_gateway(rt), args)
+        except VerifyError as exc:
+            raise CommandError(str(exc)) from None
+        _emit(args, out, data, text)
         return EXIT_OK if valid else EXIT_ERROR
 
 
@@ -559,10 +543,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="ignore the retry schedule")
 
     add_prune_arguments(add("prune", PRUNE_HELP))
-    p = add("verify", "check a saved notification body or a return URL, naming what fails")
-    p.add_argument("kind", choices=["notification", "return"])
-    p.add_argument("source", help="notification: a file (or -); return: the full return URL")
-    p.add_argument("--gateway", help="configured gateway name (default: the only one)")
+    add_verify_arguments(add("verify", VERIFY_HELP))
     p = add("emulator", "run a provider's local emulator (`gateway emulator <provider> ...`)")
     p.add_argument("provider", help="installed provider name")
     p.add_argument("emulator_args", nargs=argparse.REMAINDER, help="options passed to the emulator")

@@ -1,30 +1,44 @@
-"""The core's conformance suite, run against the Faspay DANA gateway."""
+"""The core's conformance kit, run against the Faspay DANA gateway, with the emulator (in
+process, through a WSGI transport) answering create, inquire and cancel."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from gateway_core import Gateway, HttpRequest, HttpResponse, Money, PaymentStatus
-from gateway_core.testing import GatewayConformance, MockTransport
+from gateway_core import Acknowledgement, Gateway, Money, PaymentStatus, Transport
+from gateway_core.testing import GatewayConformance, WSGITransport
 from gateway_faspay_dana import FaspayDanaGateway
+from gateway_faspay_dana.emulator import EmulatorApp, Merchant, parse_acknowledgement
 from gateway_faspay_dana.testing import signed_notification, signed_return_query
 
 PASSWORD = "conformance-Secret-9f2"
 
 
-def _no_network(request: HttpRequest) -> HttpResponse:
-    raise AssertionError("the conformance suite needs no network")
-
-
 class TestFaspayDanaConformance(GatewayConformance):
-    def make_gateway(self) -> Gateway:
-        settings = {"merchant_id": "99999", "merchant_name": "Sophia Store", "password": PASSWORD}
-        return FaspayDanaGateway.from_config(
-            settings, environ={}, transport=MockTransport(_no_network)
+    # Faspay's references never end in a digit (docs/faspay-dana.md).
+    merchant_reference = "CONFORMANCE-1P"
+    return_methods = ("GET",)
+
+    def provider_transport(self) -> Transport:
+        return WSGITransport(EmulatorApp(Merchant("99999", password=PASSWORD)))
+
+    def make_gateway(self, transport: Transport) -> Gateway:
+        settings = {
+            "merchant_id": "99999",
+            "merchant_name": "Sophia Store",
+            "password": PASSWORD,
+            "base_url": "https://faspay.emulator.test",
+        }
+        return FaspayDanaGateway.from_config(settings, environ={}, transport=transport)
+
+    def provider_accepts(self, ack: Acknowledgement) -> bool:
+        # Faspay's rule: a 200 whose body says response_code "00".
+        return (
+            ack.status_code == 200 and parse_acknowledgement(ack.body).get("response_code") == "00"
         )
 
     def signed_notification(
-        self, gateway: Gateway, *, merchant_reference: str, status: PaymentStatus
+        self, gateway: Gateway, *, merchant_reference: str, status: PaymentStatus, amount: Money
     ) -> bytes:
         assert isinstance(gateway, FaspayDanaGateway)
         return signed_notification(
@@ -32,7 +46,7 @@ class TestFaspayDanaConformance(GatewayConformance):
             bill_no=merchant_reference,
             trx_id="9999981900000001",
             status=status,
-            amount=Money("2000", "IDR"),
+            amount=amount,
         )
 
     def signed_return(
@@ -56,7 +70,7 @@ class TestFaspayDanaConformance(GatewayConformance):
 
 class TestFaspayDanaXmlConformance(TestFaspayDanaConformance):
     def signed_notification(
-        self, gateway: Gateway, *, merchant_reference: str, status: PaymentStatus
+        self, gateway: Gateway, *, merchant_reference: str, status: PaymentStatus, amount: Money
     ) -> bytes:
         assert isinstance(gateway, FaspayDanaGateway)
         return signed_notification(
@@ -64,6 +78,6 @@ class TestFaspayDanaXmlConformance(TestFaspayDanaConformance):
             bill_no=merchant_reference,
             trx_id="9999981900000001",
             status=status,
-            amount=Money("2000", "IDR"),
+            amount=amount,
             fmt="xml",
         )

@@ -17,7 +17,12 @@ class OrderSystem:
         path = os.environ.get("GATEWAY_TEST_HOOK_LOG")
         if path:
             with open(path, "a", encoding="utf-8") as handle:
-                handle.write(json.dumps({"event_id": event.event_id, "kind": event.kind.value}))
+                record = {"event_id": event.event_id, "kind": event.kind.value}
+                if event.provider_kind:
+                    record["provider_kind"] = event.provider_kind
+                    record["merchant_reference"] = event.merchant_reference
+                    record["event_amount"] = str(event.event_amount)
+                handle.write(json.dumps(record))
                 handle.write("\n")
 
     @hookimpl
@@ -46,4 +51,8 @@ class OrderSystem:
 
     @hookimpl
     def gateway_payment_needs_review(self, event: PaymentEvent) -> None:
+        self._log(event)
+
+    @hookimpl
+    def gateway_provider_event(self, event: PaymentEvent) -> None:
         self._log(event)
