@@ -69,6 +69,7 @@ from gateway_core._transport import HttpRequest, HttpResponse, MockTransport, Tr
 from gateway_core.hookspecs import hookimpl
 
 if TYPE_CHECKING:
+    from gateway_core._async_service import AsyncPaymentService
     from gateway_core._requests_transport import RequestsTransport
     from gateway_core._retry import ProviderClient, RetryPolicy
     from gateway_core._runtime import Runtime, build_runtime
@@ -81,8 +82,12 @@ if TYPE_CHECKING:
         ServicePolicy,
         StartedPayment,
     )
+    from gateway_core.asgi import make_asgi_app
+    from gateway_core.ledger import PaymentRecord
 
 _LAZY = {
+    "AsyncPaymentService": "gateway_core._async_service",
+    "make_asgi_app": "gateway_core.asgi",
     "ProviderClient": "gateway_core._retry",
     "RetryPolicy": "gateway_core._retry",
     "RequestsTransport": "gateway_core._requests_transport",
@@ -95,6 +100,7 @@ _LAZY = {
     "ReturnOutcome": "gateway_core._service",
     "ServicePolicy": "gateway_core._service",
     "StartedPayment": "gateway_core._service",
+    "PaymentRecord": "gateway_core.ledger",
 }
 
 
@@ -114,6 +120,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Acknowledgement",
     "AmountMismatch",
+    "AsyncPaymentService",
     "BadSignature",
     "Capability",
     "ConfigurationError",
@@ -145,6 +152,7 @@ __all__ = [
     "Payment",
     "PaymentEvent",
     "PaymentInstructions",
+    "PaymentRecord",
     "PaymentRequest",
     "PaymentService",
     "PaymentStatus",
@@ -187,6 +195,7 @@ __all__ = [
     "build_runtime",
     "get_logger",
     "hookimpl",
+    "make_asgi_app",
     "redact_text",
     "register_secret",
     "register_secret_pattern",

@@ -16,6 +16,7 @@ Swapping the provider behind ``dana`` is a change of ``provider`` and its settin
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from collections.abc import Iterator, Mapping
@@ -86,8 +87,21 @@ class SettingsReader:
         if env and self._environ.get(env, "") != "":
             return self._environ[env]
         if default is _MISSING:
+            typo = self._misspelling_of(key)
+            if typo is not None:
+                raise ConfigurationError(
+                    f"unknown setting {typo!r}: did you mean {key!r}?",
+                    key=typo,
+                    provider=self._provider,
+                )
             raise self._error(key, "is required")
         return default
+
+    def _misspelling_of(self, key: str) -> str | None:
+        """A key given in the settings, read by nobody, that looks like ``key``."""
+        unread = [k for k in self._settings if isinstance(k, str) and k not in self._seen]
+        close = difflib.get_close_matches(key, unread, n=1, cutoff=0.75)
+        return close[0] if close else None
 
     def text(
         self,
@@ -156,8 +170,11 @@ class SettingsReader:
         """Reject keys nobody read: they are misspellings or settings of another provider."""
         unknown = sorted(set(self._settings) - self._seen)
         if unknown:
+            read = sorted(self._seen)
+            close = difflib.get_close_matches(str(unknown[0]), read, n=1, cutoff=0.75)
+            hint = f": did you mean {close[0]!r}?" if close else ""
             raise ConfigurationError(
-                f"unknown setting {unknown[0]!r} for provider {self._provider!r}",
+                f"unknown setting {unknown[0]!r} for provider {self._provider!r}{hint}",
                 key=unknown[0],
                 provider=self._provider,
             )

@@ -124,6 +124,7 @@ class PluginHost:
             log.debug("loaded plugin %s from entry point %s", ep.name, ep.value)
 
     def _register(self, plugin: object, name: str | None) -> str:
+        name = name or self._name_for(plugin)
         try:
             registered = self.pm.register(plugin, name=name)
         except (pluggy.PluginValidationError, ValueError) as exc:
@@ -131,6 +132,19 @@ class PluginHost:
             raise PluginError(f"plugin {label!r} is invalid: {exc}", plugin=label) from exc
         assert registered is not None
         return registered
+
+    def _name_for(self, plugin: object) -> str | None:
+        """A readable name for an unnamed plugin instance (``shop.hooks.OrderSystem``, then
+        ``#2``...), where pluggy would use its ``id()``; modules and classes keep pluggy's."""
+        if isinstance(plugin, type) or hasattr(plugin, "__name__"):
+            return None
+        cls = type(plugin)
+        base = name = f"{cls.__module__}.{cls.__qualname__}"
+        n = 1
+        while self.pm.get_plugin(name) is not None or self.pm.is_blocked(name):
+            n += 1
+            name = f"{base}#{n}"
+        return name
 
     def _check(self) -> None:
         try:

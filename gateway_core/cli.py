@@ -2,8 +2,9 @@
 
 Every subcommand reads its configuration from ``--config FILE`` (TOML, else
 ``$GATEWAY_CONFIG``) and the environment, prints human text by default and one JSON document
-with ``--json``, and turns every user mistake into one line on stderr and a non-zero exit
-code: never a traceback, never a secret.
+with ``--json``, and turns every user mistake into one line on stderr (with ``--json``, one
+JSON document holding that line) and a non-zero exit code: never a traceback, never a
+secret. Log records reach stderr only with ``-v``. See :mod:`gateway_core._cli_support`.
 """
 
 from __future__ import annotations
@@ -15,18 +16,29 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from datetime import timedelta
-from typing import Any, NoReturn, TextIO
+from typing import Any, TextIO
 
 import attrs
 
 from gateway_core._cli_maintenance import PRUNE_HELP, add_prune_arguments, prune
+from gateway_core._cli_support import (
+    CommandError,
+    Parser,
+    UsageError,
+    add_verbose,
+    configure_logging,
+    one_line,
+    plugin_host,
+    report_error,
+    require_configuration,
+    require_ledger,
+    wants_json,
+)
 from gateway_core._cli_verify import VERIFY_HELP, add_verify_arguments
-from gateway_core._config import Settings
+from gateway_core._config import Gateways, Settings
 from gateway_core._customer_action import action_data, action_text
 from gateway_core._exceptions import GatewayError
 from gateway_core._models import Customer, Money, PaymentRequest, PaymentStatus
-from gateway_core._plugins import PluginHost
-from gateway_core._redact import redact_text
 from gateway_core._runtime import Runtime, build_runtime
 from gateway_core.ledger import PaymentRecord
 
@@ -36,10 +48,6 @@ EXIT_USAGE = 2
 
 Command = Callable[[argparse.Namespace, TextIO], int]
 _COMMANDS: dict[str, Command] = {}
-
-
-class CommandError(Exception):
-    """A user-facing failure: printed as one line, exit code 1."""
 
 
 def _emit(args: argparse.Namespace, out: TextIO, data: Any, text: str) -> None:
@@ -84,7 +92,7 @@ def command(name: str) -> Callable[[Command], Command]:
 
 @command("providers")
 def _providers(args: argparse.Namespace, out: TextIO) -> int:
-    host = PluginHost()
+    host = plugin_host(args.plugin)
     rows: list[dict[str, Any]] = []
     for info in host.registry:
         rows.append(
@@ -125,7 +133,7 @@ def _providers(args: argparse.Namespace, out: TextIO) -> int:
 
 @command("emulator")
 def _emulator(args: argparse.Namespace, out: TextIO) -> int:
-    host = PluginHost()
+    host = plugin_host(args.plugin)
     info = host.registry.get(args.provider)
     entry = info.gateway_class.emulator_entry
     if not entry:
@@ -139,27 +147,19 @@ def _emulator(args: argparse.Namespace, out: TextIO) -> int:
 # -- commands on the configured ledger ---------------------------------------------------
 
 
-def _extra_plugins(args: argparse.Namespace) -> list[object]:
-    plugins: list[object] = []
-    for spec in getattr(args, "plugin", []):
-        module_name, _, attribute = spec.partition(":")
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as exc:
-            raise CommandError(f"cannot import plugin {spec!r}: {exc}") from None
-        if not attribute:
-            plugins.append(module)
-            continue
-        try:
-            target = getattr(module, attribute)
-        except AttributeError:
-            raise CommandError(f"plugin {spec!r}: {module_name} has no {attribute!r}") from None
-        plugins.append(target() if isinstance(target, type) else target)
-    return plugins
+#: Commands that only read: they never create (or migrate into being) a ledger.
+_READ_ONLY = frozenset({"status", "verify"})
 
 
 def _runtime(args: argparse.Namespace) -> Runtime:
-    return build_runtime(load_settings(args), plugins=_extra_plugins(args))
+    settings = load_settings(args)
+    require_configuration(settings)
+    host = plugin_host(args.plugin)
+    if args.command in _READ_ONLY:
+        # Configuration mistakes first (they name the key), then the ledger's absence.
+        Gateways.from_settings(settings, registry=host.registry).close()
+        require_ledger(settings)
+    return build_runtime(settings, host=host)
 
 
 def _record_dict(record: PaymentRecord) -> dict[str, Any]:
@@ -250,10 +250,10 @@ def _status(args: argparse.Namespace, out: TextIO) -> int:
 
 def _only_gateway(rt: Runtime) -> str:
     names = sorted(rt.gateways)
+    if not names:
+        raise CommandError("no gateway is configured: add a [providers.NAME] table")
     if len(names) != 1:
-        raise CommandError(
-            f"several gateways are configured ({', '.join(names) or 'none'}); pass --gateway"
-        )
+        raise CommandError(f"several gateways are configured ({', '.join(names)}): pass --gateway")
     return names[0]
 
 
@@ -263,7 +263,9 @@ def _reconcile(args: argparse.Namespace, out: TextIO) -> int:
         quiet = args.json
 
         def progress(record: PaymentRecord, verdict: str) -> None:
-            if not quiet:
+            if not quiet:  # the words of the summary's counts (a duplicate is "unchanged")
+                verdict = {"applied": "changed", "duplicate": "unchanged"}.get(verdict, verdict)
+                verdict = "unchanged" if verdict in ("ignored", "rejected") else verdict
                 out.write(f"  {record.merchant_reference}: {verdict} ({record.status.value})\n")
                 out.flush()
 
@@ -384,7 +386,9 @@ def _serve(args: argparse.Namespace, out: TextIO) -> int:
 
 @command("prune")
 def _prune(args: argparse.Namespace, out: TextIO) -> int:
-    _emit(args, out, *prune(load_settings(args), args.older_than))
+    settings = load_settings(args)
+    require_configuration(settings)
+    _emit(args, out, *prune(settings, args.older_than))
     return EXIT_OK
 
 
@@ -410,15 +414,8 @@ def _demo(args: argparse.Namespace, out: TextIO) -> int:
 # -- argument parsing -------------------------------------------------------------------
 
 
-class _Parser(argparse.ArgumentParser):
-    """Usage mistakes are one line too (``gateway status: error: ...``), exit code 2."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = Parser(
         prog="gateway",
         description=(
             "Pluggable payment gateway adapter: list providers, run a provider's emulator, "
@@ -427,14 +424,17 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Configuration: --config FILE (TOML) or $GATEWAY_CONFIG, plus environment "
         "variables. Add --json to any command for machine-readable output.",
     )
-    parser.add_argument("--config", metavar="FILE", help="TOML configuration file")
+    parser.add_argument(
+        "--config", metavar="FILE", help="TOML configuration file (before the command)"
+    )
+    add_verbose(parser)
     parser.add_argument(
         "--plugin",
         action="append",
         default=[],
         metavar="MODULE[:ATTR]",
         help="also load this plugin (e.g. your order system's hooks), besides the "
-        "'gateway_core' entry points (repeatable)",
+        "'gateway_core' entry points; found from the working directory first (repeatable)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
@@ -442,6 +442,7 @@ def build_parser() -> argparse.ArgumentParser:
     def add(name: str, help_text: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.add_argument("--json", action="store_true", help="print one JSON document")
+        add_verbose(p, default=argparse.SUPPRESS)
         return p
 
     add("providers", "list installed providers, their plugin, version and capabilities")
@@ -558,21 +559,25 @@ def load_settings(args: argparse.Namespace) -> Settings:
 def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int:
     """Run the ``gateway`` command; returns the exit code."""
     stream = out or sys.stdout
-    parser = build_parser()
-    args = parser.parse_args(list(argv) if argv is not None else None)
+    argv = list(argv) if argv is not None else sys.argv[1:]
+    try:
+        args = build_parser().parse_args(argv)
+    except UsageError as exc:
+        return report_error(stream, one_line(str(exc)), EXIT_USAGE, as_json=wants_json(argv))
+    undo_logging = configure_logging(args.verbose)
+    prefix = f"gateway {args.command}: error: "
     try:
         return _COMMANDS[args.command](args, stream)
-    except (GatewayError, CommandError) as exc:
-        sys.stderr.write(f"gateway {args.command}: error: {redact_text(str(exc))}\n")
-        return EXIT_ERROR
-    except (ValueError, OverflowError) as exc:
-        # Values the command line let through but the models refuse (an amount out of
-        # range, say): still a user mistake, still one line.
-        sys.stderr.write(f"gateway {args.command}: error: {redact_text(str(exc))}\n")
-        return EXIT_ERROR
+    except (GatewayError, CommandError, ValueError, OverflowError, OSError) as exc:
+        # ValueError, OverflowError: values the command line let through but the models
+        # refuse (an amount out of range, say); still a user mistake, still one line.
+        line = prefix + one_line(str(exc) or type(exc).__name__)
+        return report_error(stream, line, EXIT_ERROR, as_json=getattr(args, "json", False))
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         return 130
+    finally:
+        undo_logging()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -37,6 +37,7 @@ from gateway_core._plugins import PluginHost
 from gateway_core._redact import mask_url, protect_third_party_loggers
 from gateway_core._runtime import build_runtime
 from gateway_core.hookspecs import hookimpl
+from gateway_core.ledger import Ledger, TransitionRecord
 from gateway_core.sandbox import CustomerAction, Sandbox, SandboxFaults
 from gateway_core.web import make_wsgi_app
 
@@ -59,24 +60,33 @@ class DemoOptions:
 
 
 class DemoOrderSystem:
-    """The demo's order system: applies each event once (by event id) and says so."""
+    """The demo's order system: applies each event once (by event id).
 
-    def __init__(self, say: Callable[[str], None]) -> None:
-        self._say = say
+    Hooks run on whichever thread delivered the event (a notification's request thread, the
+    return's, the narrator's own); they only record it. The narrator prints the events with
+    :meth:`take_new` at the step that delivered them, after waiting for that step to finish,
+    so the story's order never depends on thread scheduling.
+    """
+
+    def __init__(self) -> None:
         self._lock = threading.Lock()
-        self.received: list[PaymentEvent] = []
+        self.received: list[tuple[PaymentEvent, bool]] = []  # (event, already applied)
         self.applied: dict[str, PaymentEvent] = {}
+        self._told = 0
 
     def _handle(self, event: PaymentEvent) -> None:
         with self._lock:
-            self.received.append(event)
             duplicate = event.event_id in self.applied
             if not duplicate:
                 self.applied[event.event_id] = event
-        note = " (already applied: ignored)" if duplicate else ""
-        self._say(
-            f"   order system: {event.kind.value} event for order {event.order_reference}{note}"
-        )
+            self.received.append((event, duplicate))
+
+    def take_new(self) -> list[tuple[PaymentEvent, bool]]:
+        """The events received since the last call, in the order they arrived."""
+        with self._lock:
+            new = self.received[self._told :]
+            self._told = len(self.received)
+        return new
 
     @hookimpl
     def gateway_payment_created(self, event: PaymentEvent) -> None:
@@ -127,6 +137,66 @@ class _LateApp:
         return result
 
 
+class _Narrator:
+    """Tells each step from what really happened, read after the step has finished: the
+    emulator's delivery log, the ledger's new transitions (with their recorded sources) and
+    the events the order system received."""
+
+    def __init__(
+        self,
+        say: Callable[[str], None],
+        ledger: Ledger,
+        orders: DemoOrderSystem,
+        sandbox: Sandbox,
+        timeout: float,
+    ) -> None:
+        self.say = say
+        self._ledger = ledger
+        self._orders = orders
+        self._sandbox = sandbox
+        self._timeout = timeout
+        self._step = 0
+        self._told = 0
+        self.payment_id = 0
+        self.attempts = 0
+        self.reached = 0
+
+    def step(self, text: str) -> None:
+        self._step += 1
+        self.say(f"{self._step}. {text}")
+
+    def notifications(self, when: str) -> None:
+        """Wait for the emulator's deliveries to finish, then report their attempts."""
+        deliveries = self._sandbox.wait_for_notifications(self._timeout)
+        reached = sum(1 for d in deliveries if d.get("reached"))
+        self.attempts += len(deliveries)
+        self.reached += reached
+        self.step(
+            f"Notifications {when}: the emulator made {len(deliveries)} delivery attempt(s), "
+            f"{reached} reached the merchant"
+        )
+        for delivery in deliveries:
+            self.say(f"   - status {delivery.get('status')}: {delivery.get('reply', '')}")
+
+    def news(self, unchanged: str) -> None:
+        """Report the ledger's transitions and the order system's events since last time."""
+        transitions = self._ledger.transitions(self.payment_id)
+        for t in transitions[self._told :]:
+            self.say(f"   ledger: {_transition(t)}")
+        if len(transitions) == self._told and unchanged:
+            self.say(f"   ledger: {unchanged}")
+        self._told = len(transitions)
+        for event, duplicate in self._orders.take_new():
+            note = " (already applied: ignored)" if duplicate else ""
+            self.say(
+                f"   order system: {event.kind.value} event for order {event.order_reference}{note}"
+            )
+
+
+def _transition(t: TransitionRecord) -> str:
+    return f"{t.from_status.value if t.from_status else '-'} -> {t.to_status.value}  ({t.source})"
+
+
 def _pick_sandbox(host: PluginHost, provider: str) -> tuple[str, Sandbox]:
     candidates = [info for info in host.registry if info.gateway_class.sandbox_entry]
     if provider:
@@ -160,8 +230,10 @@ def run_demo(options: DemoOptions, *, out: TextIO | None) -> dict[str, Any]:
         "127.0.0.1", 0, late, server_class=_ThreadingWSGIServer, handler_class=_QuietHandler
     )
     base = f"http://127.0.0.1:{server.server_port}"
-    thread = threading.Thread(target=server.serve_forever, name="demo-merchant", daemon=True)
-    orders = DemoOrderSystem(say)
+    thread = threading.Thread(  # a short poll: shutting down takes one poll interval
+        target=server.serve_forever, args=(0.05,), name="demo-merchant", daemon=True
+    )
+    orders = DemoOrderSystem()
     summary: dict[str, Any] = {"ok": False, "provider": provider}
     try:
         say(f"== gateway demo: a {provider} payment, end to end, on loopback ==")
@@ -186,7 +258,8 @@ def run_demo(options: DemoOptions, *, out: TextIO | None) -> dict[str, Any]:
         service = runtime.service
         late.target = make_wsgi_app(service, return_page=f"{base}/thanks")
         thread.start()
-        say(f"1. Started the {provider} emulator and the merchant endpoints on {base}")
+        story = _Narrator(say, runtime.ledger, orders, sandbox, options.notification_timeout)
+        story.step(f"Started the {provider} emulator and the merchant endpoints on {base}")
         say(f"   notification endpoint: {base}/notify/{GATEWAY_NAME}")
         say(f"   ledger: SQLite at {workdir / 'ledger.db'} (throwaway)")
         if faults.drop_notifications:
@@ -212,79 +285,90 @@ def run_demo(options: DemoOptions, *, out: TextIO | None) -> dict[str, Any]:
         )
         started = service.start_payment(GATEWAY_NAME, request)
         record = started.payment
-        say(
-            f"2. Created the payment: order {order}, {amount}, bill {record.merchant_reference},"
-            f" provider transaction {record.provider_reference}; ledger status "
-            f"{record.status.value}"
+        story.payment_id = record.id or 0
+        story.step(
+            f"Created the payment: order {order}, {amount}, bill {record.merchant_reference},"
+            f" provider transaction {record.provider_reference}"
         )
+        story.news("")
         redirect = started.redirect
         if not isinstance(redirect, RedirectInstruction):
             raise GatewayError("the demo's sandbox plays a provider page, not instructions")
         say(f"   redirect the customer to {mask_url(redirect.url)} (signature hidden)")
 
+        # Each step finishes before the story goes on: the provider's notifications for the
+        # customer's action are delivered (the browser is slow to follow the return), then
+        # the browser returns. What each step changed is read afterwards, never assumed.
         action = CustomerAction(options.customer)
         visit = sandbox.customer(redirect, action)
-        say(f"3. The customer opens the redirect and chooses '{action.value}' on the page:")
-        for step in visit.steps:
-            say(f"   - {step}")
+        story.step(f"The customer opens the redirect and chooses '{action.value}' on the page:")
+        for line in visit.steps:
+            say(f"   - {line}")
+        story.notifications("for the customer's action")
+        story.news("no change")
         if visit.return_url and options.drop_notifications:
-            say("4. The customer closes the browser instead of returning to the shop")
+            story.step("The customer closes the browser instead of returning to the shop")
             say("   (so neither the return nor any notification reaches the merchant)")
         elif visit.return_url:
             reply = requests.get(visit.return_url, allow_redirects=False, timeout=10)
-            say(
-                f"4. The browser returns to the merchant: HTTP {reply.status_code} -> "
+            story.step(
+                f"The browser returns to the merchant: HTTP {reply.status_code} -> "
                 f"{reply.headers.get('Location', '')}"
             )
-            say("   (the return only triggered an inquiry; it settles nothing by itself)")
+            story.news("no change from the return")
         else:
-            say("4. The customer never came back to the shop")
-
-        deliveries = sandbox.wait_for_notifications(options.notification_timeout)
-        say(f"5. Notifications: the emulator made {len(deliveries)} delivery attempt(s)")
-        for delivery in deliveries:
-            say(
-                f"   - status {delivery.get('status')} -> merchant replied "
-                f"{delivery.get('reply', '')}"
-            )
+            story.step("The customer never came back to the shop")
         record = service.payment(GATEWAY_NAME, record.merchant_reference)
         if action is CustomerAction.ABANDON or not record.status.is_final:
             sandbox.settle_pending()
-            sandbox.wait_for_notifications(options.notification_timeout)
+            story.notifications("once the provider settled what was open (its clock moved on)")
+            story.news("no change")
             record = service.payment(GATEWAY_NAME, record.merchant_reference)
         if not record.status.is_final:
-            say("6. The payment is still open locally: running reconcile (inquiry)")
+            story.step("The payment is still open locally: running reconcile (inquiry)")
             report = service.reconcile(grace=timedelta(0), min_interval=0)
-            say(f"   reconcile: examined={report.examined} changed={report.changed}")
+            say(
+                f"   reconcile: examined={report.examined} changed={report.changed} "
+                f"unchanged={report.unchanged}"
+            )
+            story.news("no change")
             record = service.payment(GATEWAY_NAME, record.merchant_reference)
         else:
-            say("6. No reconcile needed")
+            story.step("No reconcile needed")
         service.redeliver()
+        story.news("")
 
         transitions = runtime.ledger.transitions(record.id or 0)
-        say(f"7. Ledger final state: {record.merchant_reference} is {record.status.value.upper()}")
+        story.step(
+            f"Ledger final state: {record.merchant_reference} is {record.status.value.upper()}"
+        )
         for t in transitions:
-            say(
-                f"   {t.from_status.value if t.from_status else '-'} -> {t.to_status.value}"
-                f"  ({t.source})"
-            )
+            say(f"   {_transition(t)}")
         kinds = [event.kind for event in orders.applied.values()]
-        say(
-            "8. Hook events the order system applied: "
-            + (", ".join(k.value for k in kinds) or "none")
+        story.step(
+            "Hook events the order system applied: " + (", ".join(k.value for k in kinds) or "none")
         )
         paid_events = kinds.count(EventKind.PAID)
         say(
             f"   paid events: {paid_events}; deliveries received by the order system: "
             f"{len(orders.received)}"
         )
+        sources = [t.source for t in transitions]
+        by_notification = sources.count("notification")
+        say(
+            f"   notifications: {story.attempts} delivery attempt(s), {story.reached} reached "
+            f"the merchant; ledger changes made by a notification: {by_notification}"
+        )
         expected = {
             "pay": PaymentStatus.PAID,
             "fail": PaymentStatus.FAILED,
             "abandon": PaymentStatus.EXPIRED,
         }[action.value]
-        ok = record.status is expected and paid_events == (
-            1 if expected is PaymentStatus.PAID else 0
+        # A change the ledger credits to a notification needs a notification that arrived.
+        ok = (
+            record.status is expected
+            and paid_events == (1 if expected is PaymentStatus.PAID else 0)
+            and (story.reached > 0 or by_notification == 0)
         )
         say(
             f"== {'OK' if ok else 'UNEXPECTED'}: payment {record.status.value}, "
@@ -296,9 +380,11 @@ def run_demo(options: DemoOptions, *, out: TextIO | None) -> dict[str, Any]:
             merchant_reference=record.merchant_reference,
             status=record.status.value,
             transitions=[t.to_status.value for t in transitions],
+            sources=sources,
             events=[k.value for k in kinds],
             paid_events=paid_events,
-            notification_attempts=len(deliveries),
+            notification_attempts=story.attempts,
+            notifications_reached=story.reached,
         )
         runtime.close()
         return summary

@@ -61,7 +61,10 @@ class Sandbox(Protocol):
         ...
 
     def wait_for_notifications(self, timeout: float) -> list[Mapping[str, Any]]:
-        """Wait until notification deliveries are done; return their records."""
+        """Wait until notification deliveries are done; return the records of the attempts
+        made since the last call: ``status`` (the provider's code), ``reply`` (what the
+        merchant answered, as text) and ``reached`` (True when the request got an HTTP reply
+        from the merchant)."""
         ...
 
     def stop(self) -> None:

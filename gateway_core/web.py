@@ -25,32 +25,42 @@ later; nothing was recorded), the return endpoint a short "try again" page (503)
 trouble is logged once per incident (``gateway_core._incidents``), never as a traceback per
 request. ``/health`` pings the ledger, bounded by ``health_timeout`` seconds.
 
-Mount it in Flask, Django or FastAPI: see ``docs/frameworks.md``.
+Mount it in Flask, Django or FastAPI: see ``docs/frameworks.md``. The routing and decisions
+live in :mod:`gateway_core._web_core`, shared with the native ASGI app (:mod:`gateway_core.asgi`).
 """
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl
 
-from gateway_core._customer_action import pay_page
-from gateway_core._exceptions import ConfigurationError, LedgerError, NotificationRejected
 from gateway_core._inbound import InboundRequest, Reason
-from gateway_core._incidents import IncidentLog
-from gateway_core._redact import get_logger
+from gateway_core._web_core import (
+    DEFAULT_MAX_BODY,
+    INVALID_LINK,
+    EndpointCore,
+    Network,
+    Reply,
+    in_networks,
+    log,
+)
 
 if TYPE_CHECKING:
     from gateway_core._service import PaymentService
 
-log = get_logger(__name__)
+__all__ = [
+    "DEFAULT_MAX_BODY",
+    "SERVER_BODY_MARGIN",
+    "GatewayWSGIApp",
+    "Network",
+    "log",
+    "make_wsgi_app",
+    "server_body_limit",
+]
 
 Environ = dict[str, Any]
 StartResponse = Callable[..., Any]
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-DEFAULT_MAX_BODY = 16 * 1024
 
 #: What a server may buffer beyond ``max_body`` before the app sees the request: room for
 #: chunked framing and one byte over, so the app still answers "too large" in the provider's
@@ -64,65 +74,31 @@ def server_body_limit(max_body: int = DEFAULT_MAX_BODY) -> int:
     return max_body + 1 + SERVER_BODY_MARGIN
 
 
-def _networks(values: Iterable[str]) -> tuple[Network, ...]:
-    networks = []
-    for value in values:
-        try:
-            networks.append(ipaddress.ip_network(value, strict=False))
-        except ValueError:
-            raise ConfigurationError(f"not an IP address or network: {value!r}") from None
-    return tuple(networks)
+def headers_of(environ: Environ) -> dict[str, str]:
+    headers = {
+        key[5:].replace("_", "-").lower(): str(value)
+        for key, value in environ.items()
+        if key.startswith("HTTP_")
+    }
+    if "CONTENT_TYPE" in environ:
+        headers["content-type"] = str(environ["CONTENT_TYPE"])
+    return headers
 
 
-class GatewayWSGIApp:
-    """The WSGI application. Build it with :func:`make_wsgi_app`."""
-
-    #: The bound (seconds) of the ledger check behind ``/health``.
-    health_timeout: float = 2.0
-
-    def __init__(
-        self,
-        service: PaymentService,
-        *,
-        prefix: str = "",
-        return_page: str = "/",
-        max_body: int = DEFAULT_MAX_BODY,
-        allowed_sources: Iterable[str] | None = None,
-        trusted_proxies: Iterable[str] = (),
-    ) -> None:
-        self.service = service
-        self.prefix = prefix.rstrip("/")
-        self.return_page = return_page
-        self.max_body = max_body
-        self.allowed = _networks(allowed_sources) if allowed_sources is not None else None
-        self.proxies = _networks(trusted_proxies)
-        self.ledger_incidents = IncidentLog(log, "ledger")
-
-    # -- helpers ----------------------------------------------------------------------------
+class GatewayWSGIApp(EndpointCore):
+    """The WSGI application. Build it with :func:`make_wsgi_app`. The decisions are
+    :class:`~gateway_core._web_core.EndpointCore`'s, shared with the ASGI app."""
 
     def client_address(self, environ: Environ) -> str:
         """The peer address; ``X-Forwarded-For`` counts only when the peer is a trusted proxy
         (the right-most address not itself a trusted proxy)."""
-        peer = str(environ.get("REMOTE_ADDR", ""))
-        if not self.proxies or not self._in(peer, self.proxies):
-            return peer
-        forwarded = [
-            a.strip() for a in str(environ.get("HTTP_X_FORWARDED_FOR", "")).split(",") if a.strip()
-        ]
-        for address in reversed(forwarded):
-            if not self._in(address, self.proxies):
-                return address
-        return peer
+        return self.client_of(
+            str(environ.get("REMOTE_ADDR", "")), str(environ.get("HTTP_X_FORWARDED_FOR", ""))
+        )
 
     @staticmethod
     def _in(address: str, networks: tuple[Network, ...]) -> bool:
-        try:
-            ip = ipaddress.ip_address(address)
-        except ValueError:
-            return False
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped  # an IPv4 peer of a dual-stack server ("::ffff:127.0.0.1")
-        return any(ip in net for net in networks)
+        return in_networks(address, networks)
 
     def _read_body(self, environ: Environ) -> bytes | None:
         """The body, at most one byte over the cap (enough to see "too large"); None when it
@@ -149,189 +125,52 @@ class GatewayWSGIApp:
         return b"".join(chunks)
 
     @staticmethod
-    def _respond(
-        start_response: StartResponse,
-        status: int,
-        content_type: str,
-        body: bytes,
-        headers: Iterable[tuple[str, str]] = (),
-    ) -> list[bytes]:
-        reason = {
-            200: "OK",
-            302: "Found",
-            303: "See Other",
-            400: "Bad Request",
-            403: "Forbidden",
-            404: "Not Found",
-            405: "Method Not Allowed",
-            411: "Length Required",
-            413: "Payload Too Large",
-            502: "Bad Gateway",
-            503: "Service Unavailable",
-        }.get(status, "Error")
-        start_response(
-            f"{status} {reason}",
-            [("Content-Type", content_type), ("Content-Length", str(len(body))), *headers],
-        )
-        return [body]
+    def _send(start_response: StartResponse, reply: Reply) -> list[bytes]:
+        start_response(reply.status_line, reply.header_list())
+        return [reply.body]
 
     # -- WSGI ---------------------------------------------------------------------------------
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         path = str(environ.get("PATH_INFO", ""))
         method = str(environ.get("REQUEST_METHOD", "GET")).upper()
-        if self.prefix:
-            if not path.startswith(self.prefix + "/"):
-                return self._respond(start_response, 404, "text/plain", b"not found")
-            path = path[len(self.prefix) :]
-        parts = [p for p in path.split("/") if p]
-        if parts == ["health"]:
-            return self._health(start_response)
-        if len(parts) == 3 and parts[0] == "pay" and parts[1] in self.service.gateways:
-            if method not in ("GET", "HEAD"):
-                return self._respond(
-                    start_response, 405, "text/plain", b"GET only", [("Allow", "GET")]
-                )
-            page = pay_page(self.service, parts[1], parts[2])
-            return self._respond(
-                start_response, page.status, page.content_type, page.body, page.headers
-            )
-        if len(parts) != 2 or parts[0] not in ("notify", "return"):
-            return self._respond(start_response, 404, "text/plain", b"not found")
-        action, gateway_name = parts
-        if gateway_name not in self.service.gateways:
-            return self._respond(start_response, 404, "text/plain", b"unknown gateway")
-        if action == "notify":
-            if method != "POST":
-                return self._respond(
-                    start_response, 405, "text/plain", b"POST only", [("Allow", "POST")]
-                )
-            return self._notify(environ, start_response, gateway_name)
-        if method not in ("GET", "HEAD", "POST"):
-            return self._respond(
-                start_response, 405, "text/plain", b"GET or POST only", [("Allow", "GET, POST")]
-            )
-        return self._return(environ, start_response, gateway_name, method)
+        route = self.route(method, path)
+        if route.reply is not None:
+            reply = route.reply
+        elif route.kind == "health":
+            reply = self.health()
+        elif route.kind == "pay":
+            reply = self.pay(route.gateway, route.reference)
+        elif route.kind == "notify":
+            reply = self._notify(environ, route.gateway)
+        else:
+            reply = self._return(environ, route.gateway, method)
+        return self._send(start_response, reply)
 
-    def _notify(
-        self, environ: Environ, start_response: StartResponse, gateway_name: str
-    ) -> list[bytes]:
-        source = self.client_address(environ)
-        headers = self._headers(environ)
+    def _notify(self, environ: Environ, gateway_name: str) -> Reply:
+        headers = headers_of(environ)
         query = dict(parse_qsl(str(environ.get("QUERY_STRING", "")), keep_blank_values=True))
-        if self.allowed is not None and not self._in(source, self.allowed):
-            log.warning("notification on %s refused: source not allowed", gateway_name)
+        if not self.source_allowed(gateway_name, self.client_address(environ)):
             request = InboundRequest("POST", headers, query)
-            return self._refuse(
-                start_response, 403, gateway_name, Reason.SOURCE_NOT_ALLOWED, request
-            )
+            return self.refuse(403, gateway_name, Reason.SOURCE_NOT_ALLOWED, request)
         # Only now, for an allowed source, is the body read (and never past the cap).
         body = self._read_body(environ)
         if body is None:
-            log.warning("notification on %s refused: no Content-Length", gateway_name)
             request = InboundRequest("POST", headers, query)
-            return self._refuse(start_response, 411, gateway_name, Reason.LENGTH_REQUIRED, request)
-        request = InboundRequest("POST", headers, query, {}, body)
-        if len(body) > self.max_body:
-            log.warning(
-                "notification on %s refused: body over %d bytes", gateway_name, self.max_body
-            )
-            return self._refuse(start_response, 413, gateway_name, Reason.TOO_LARGE, request)
-        try:
-            outcome = self.service.receive_notification(gateway_name, request)
-        except LedgerError as exc:
-            # Nothing was replied yet: the failure reply, with 503 so the provider re-sends.
-            self.ledger_incidents.failed(exc, f"notification on {gateway_name}")
-            return self._refuse(
-                start_response, 503, gateway_name, Reason.LEDGER_UNAVAILABLE, request
-            )
-        self.ledger_incidents.recovered()
-        ack = outcome.acknowledgement
-        return self._respond(start_response, ack.status_code, ack.content_type, ack.body)
+            return self.refuse(411, gateway_name, Reason.LENGTH_REQUIRED, request)
+        return self.notify(gateway_name, InboundRequest("POST", headers, query, {}, body))
 
-    @staticmethod
-    def _headers(environ: Environ) -> dict[str, str]:
-        headers = {
-            key[5:].replace("_", "-").lower(): str(value)
-            for key, value in environ.items()
-            if key.startswith("HTTP_")
-        }
-        if "CONTENT_TYPE" in environ:
-            headers["content-type"] = str(environ["CONTENT_TYPE"])
-        return headers
-
-    def _health(self, start_response: StartResponse) -> list[bytes]:
-        try:
-            self.service.ledger.ping(self.health_timeout)
-        except LedgerError as exc:
-            self.ledger_incidents.failed(exc, "health")
-            return self._respond(start_response, 503, "text/plain", b"ledger unavailable")
-        self.ledger_incidents.recovered()
-        return self._respond(start_response, 200, "text/plain", b"ok")
-
-    def _refuse(
-        self,
-        start_response: StartResponse,
-        status: int,
-        gateway_name: str,
-        reason: Reason,
-        request: InboundRequest,
-    ) -> list[bytes]:
-        """The provider-format failure reply with ``status``, through the service (which
-        journals the refusal); when the ledger is down too, the reply alone."""
-        try:
-            refused = self.service.refuse_notification(gateway_name, reason, request)
-        except LedgerError as exc:  # not journalled, still refused
-            self.ledger_incidents.failed(exc, f"notification on {gateway_name}")
-            refused = self.service.refuse_notification(gateway_name, reason, request, journal=False)
-        ack = refused.acknowledgement
-        return self._respond(start_response, status, ack.content_type, ack.body)
-
-    def _return(
-        self, environ: Environ, start_response: StartResponse, gateway_name: str, method: str
-    ) -> list[bytes]:
+    def _return(self, environ: Environ, gateway_name: str, method: str) -> Reply:
         query = dict(parse_qsl(str(environ.get("QUERY_STRING", "")), keep_blank_values=True))
-        headers = self._headers(environ)
+        headers = headers_of(environ)
         if method == "POST":
             body = self._read_body(environ)
             if body is None or len(body) > self.max_body:
-                return self._respond(
-                    start_response, 400, "text/plain; charset=utf-8", b"This link is not valid."
-                )
+                return INVALID_LINK
             request = InboundRequest.post(body, headers, query=query)
         else:
             request = InboundRequest.get(query, headers)
-        try:
-            outcome = self.service.receive_return(gateway_name, request)
-        except NotificationRejected as exc:
-            log.warning("return on %s rejected: %s", gateway_name, exc.reason)
-            return self._respond(
-                start_response, 400, "text/plain; charset=utf-8", b"This link is not valid."
-            )
-        except LedgerError as exc:
-            self.ledger_incidents.failed(exc, f"return on {gateway_name}")
-            return self._respond(
-                start_response,
-                503,
-                "text/plain; charset=utf-8",
-                b"We cannot show your payment's status right now. Your payment is not "
-                b"affected: please reload this page in a minute.",
-                [("Retry-After", "60")],
-            )
-        self.ledger_incidents.recovered()
-        record = outcome.payment
-        params = {
-            "gateway": gateway_name,
-            "reference": outcome.claimed.merchant_reference,
-            "status": record.status.value if record else "unknown",
-        }
-        if record is not None:
-            params["order"] = record.order_reference
-        separator = "&" if "?" in self.return_page else "?"
-        location = f"{self.return_page}{separator}{urlencode(params)}"
-        return self._respond(
-            start_response, 303, "text/plain", b"See Other", [("Location", location)]
-        )
+        return self.return_(gateway_name, request)
 
 
 def make_wsgi_app(

@@ -436,7 +436,8 @@ def _rollback(conn: psycopg.Connection[tuple[Any, ...]]) -> None:
 
 
 def _ledger_error(operation: str, exc: BaseException) -> LedgerError:
-    return LedgerError(f"PostgreSQL ledger {operation} failed: {redact_text(str(exc))}")
+    text = " ".join(str(exc).split())  # one line: libpq's messages run over several
+    return LedgerError(f"PostgreSQL ledger {operation} failed: {redact_text(text)}")
 
 
 def _unavailable(operation: str, exc: BaseException) -> LedgerUnavailable:

@@ -113,13 +113,17 @@ class FaspaySandbox:
                 http = attempt.get("http_status")
                 code = attempt.get("response_code") or ""
                 reply = (
-                    f"HTTP {http} response_code {code}".strip()
+                    f"merchant replied HTTP {http} response_code {code}".strip()
                     if http
                     else f"nothing delivered ({attempt.get('error') or 'unreachable'})"
                 )
-                records.append({"status": delivery["status"], "reply": reply})
+                records.append(
+                    {"status": delivery["status"], "reply": reply, "reached": bool(http)}
+                )
             if not delivery["attempts"]:
-                records.append({"status": delivery["status"], "reply": "not attempted"})
+                records.append(
+                    {"status": delivery["status"], "reply": "not attempted", "reached": False}
+                )
         self._seen = len(self._app.deliveries())
         return records
 

@@ -2,9 +2,10 @@
 
 Each example's ``create_app(service)`` gets a real payment service (the Acme Pay example
 plugin, a SQLite ledger, a hook recorder as the order system); requests go through the
-framework: Flask's test client, FastAPI's ``TestClient`` (ASGI, through a2wsgi), and for
-Django a real waitress server, because the example dispatches in front of Django at the
-WSGI level, where Django's own test client does not reach.
+framework: Flask's test client, FastAPI's ``TestClient`` and a real uvicorn server (the
+native ASGI app and the async facade), and for Django a real waitress server, because the
+example dispatches in front of Django at the WSGI level, where Django's own test client does
+not reach.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import attrs
 import pytest
 import requests
+from asgi_support import uvicorn_serving
 from test_web_support import (
     ACK_FAILED,
     ACK_OK,
@@ -50,8 +52,10 @@ GUIDE = REPO_ROOT / "docs" / "frameworks.md"
 FRAMEWORKS = {
     "flask_app": (("flask",), "/thanks"),
     "django_app": (("django",), "/thanks/"),
-    "fastapi_app": (("fastapi", "a2wsgi", "httpx"), "/thanks"),
+    "fastapi_app": (("fastapi", "httpx"), "/thanks"),
 }
+#: the shops the behaviour tests run against: each example, FastAPI's also under uvicorn
+SHOPS = [*FRAMEWORKS, "fastapi_app@uvicorn"]
 NOTIFY = f"/payments/notify/{GATEWAY}"
 
 
@@ -153,17 +157,26 @@ def runtime(
     rt.close()
 
 
-@pytest.fixture(params=list(FRAMEWORKS))
+@pytest.fixture(params=SHOPS)
 def shop(request: pytest.FixtureRequest, runtime: Runtime) -> Iterator[Shop]:
-    name: str = request.param
+    name, _, server = str(request.param).partition("@")
     needs, return_page = FRAMEWORKS[name]
-    for module in needs:
+    for module in (*needs, *([server] if server else [])):
         pytest.importorskip(
             module, reason=f"{module} is not installed (pip install -e '.[test]' brings it)"
         )
     app = load_example(name).create_app(runtime.service)
     if name == "flask_app":
         yield FlaskShop(app.test_client(), return_page)
+    elif server == "uvicorn":
+        with uvicorn_serving(app) as base, requests.Session() as session:
+            yield HttpShop(
+                session,
+                base,
+                return_page,
+                body_argument="data",
+                redirect_argument={"allow_redirects": False},
+            )
     elif name == "fastapi_app":
         with warnings.catch_warnings():  # Starlette now prefers the httpx2 fork
             warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
@@ -282,6 +295,21 @@ def test_django_dispatch_keeps_provider_posts_away_from_django_middleware(
         # ... the provider's POST under /payments/ never does.
         response = session.post(f"{base}{NOTIFY}", data=body, headers=signed_headers(body))
         assert (response.status_code, response.content) == (200, ACK_OK)
+
+
+def test_fastapi_example_mounts_the_native_asgi_app_on_the_async_facade(
+    runtime: Runtime,
+) -> None:
+    pytest.importorskip("fastapi", reason="fastapi is not installed (it is in the [test] extra)")
+    from gateway_core import AsyncPaymentService
+    from gateway_core.asgi import GatewayASGIApp
+
+    app = load_example("fastapi_app").create_app(runtime.service)
+    mounted = [route.app for route in app.routes if getattr(route, "path", "") == "/payments"]
+    assert len(mounted) == 1
+    assert isinstance(mounted[0], GatewayASGIApp)  # no WSGI adapter in between
+    assert isinstance(mounted[0].async_service, AsyncPaymentService)
+    assert mounted[0].async_service.service is runtime.service
 
 
 # -- the guide quotes the examples verbatim ------------------------------------------------------

@@ -22,7 +22,7 @@ import pytest
 import requests
 
 from gateway_core import Money, PaymentStatus
-from gateway_core.ledger import SQLiteLedger
+from gateway_core.ledger import SQLiteLedger, open_ledger
 from gateway_faspay_dana.emulator import EmulatorApp, EmulatorServer, Merchant
 from gateway_faspay_dana.testing import signed_notification, signed_return_query
 
@@ -616,6 +616,7 @@ def error_runs(suite: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str
             config = write_config(
                 where / "gateway.toml", ledger_url=ledger_url, password=password, base_url=base_url
             )
+            open_ledger(ledger_url).close()  # read-only commands (status, verify) need one
         commands.append(["--config", str(config), *argv[1:]])
     results = run_all(commands, cwd=root)
     return {case.id: result for case, result in zip(ERROR_CASES, results, strict=True)}
@@ -635,6 +636,276 @@ def test_user_mistakes_are_one_line_errors(
     assert_clean(result, suite.TEST_PASSWORD)
     line = assert_one_line_error(result, command)
     assert expected in line
+
+
+# -- issue 15: each mistake, its exact line, its --json form -----------------------------------
+
+NOTHING = (
+    "nothing is configured: pass --config FILE before the command, or set $GATEWAY_CONFIG "
+    "(see docs/configuration.md)"
+)
+TYPO = (
+    "gateway 'dana': unknown setting 'merchant_nmae': did you mean 'merchant_name'? "
+    "(provider=faspay_dana)"
+)
+NO_PLUGIN = (
+    "--plugin nosuchmod:X: no module named 'nosuchmod' in the working directory or the "
+    "installed packages"
+)
+NO_LEDGER = (
+    "no ledger at {ledger}: nothing is recorded there yet (check [ledger] url or "
+    "$GATEWAY_LEDGER_URL)"
+)
+CONFIG_AFTER = "put --config before the command: gateway --config FILE status ..."
+#: (id, argv: "{config}" is a valid configuration, "{typo}" one with merchant_nmae, "{empty}"
+#: one with a ledger and no gateway; exit code; the exact line, "{ledger}" the ledger's path).
+EXACT_CASES = [
+    (
+        "bad-plugin",
+        ["--plugin", "nosuchmod:X", "providers"],
+        1,
+        f"gateway providers: error: {NO_PLUGIN}",
+    ),
+    ("status-unconfigured", ["status"], 1, f"gateway status: error: {NOTHING}"),
+    (
+        "verify-unconfigured",
+        ["verify", "return", "http://x/r?bill_no=1"],
+        1,
+        f"gateway verify: error: {NOTHING}",
+    ),
+    (
+        "verify-no-gateway",
+        ["--config", "{empty}", "verify", "return", "http://x/r"],
+        1,
+        "gateway verify: error: no gateway is configured: add a [providers.NAME] table",
+    ),
+    (
+        "status-no-ledger",
+        ["--config", "{config}", "status"],
+        1,
+        "gateway status: error: " + NO_LEDGER,
+    ),
+    (
+        "verify-no-ledger",
+        ["--config", "{config}", "verify", "return", "http://x/r"],
+        1,
+        "gateway verify: error: " + NO_LEDGER,
+    ),
+    ("misspelled-key", ["--config", "{typo}", "status"], 1, f"gateway status: error: {TYPO}"),
+    (
+        "config-after-command",
+        ["status", "--config", "{config}"],
+        2,
+        f"gateway status: error: {CONFIG_AFTER}",
+    ),
+]
+
+
+def _exact_runs(root: Path, password: str, json_form: bool) -> dict[str, Any]:
+    commands, dirs = [], []
+    for case_id, argv, _, _ in EXACT_CASES:
+        where = root / case_id
+        where.mkdir()
+        ledger = where / "ledger.db"
+        base = {
+            "ledger_url": f"sqlite:///{ledger}",
+            "password": password,
+            "base_url": "http://127.0.0.1:9",
+        }
+        config = write_config(where / "gateway.toml", **base)
+        typo = where / "typo.toml"
+        typo.write_text(config.read_text().replace("merchant_name", "merchant_nmae"))
+        empty = where / "empty.toml"
+        empty.write_text(f"[ledger]\nurl = {json.dumps(base['ledger_url'])}\n")
+        if "{empty}" in argv:
+            open_ledger(base["ledger_url"]).close()
+        paths = {"{config}": str(config), "{typo}": str(typo), "{empty}": str(empty)}
+        args = [paths.get(a, a) for a in argv]
+        commands.append([*args, "--json"] if json_form else args)
+        dirs.append(where)
+    results = {}
+    for (case_id, *_), command, where in zip(EXACT_CASES, commands, dirs, strict=True):
+        [results[case_id]] = run_all([command], cwd=where)
+    return results
+
+
+@pytest.fixture(scope="module")
+def exact_runs(suite: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    return _exact_runs(tmp_path_factory.mktemp("exact"), suite.TEST_PASSWORD, json_form=False)
+
+
+@pytest.fixture(scope="module")
+def exact_json_runs(suite: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    return _exact_runs(tmp_path_factory.mktemp("exact-json"), suite.TEST_PASSWORD, json_form=True)
+
+
+def _expected(case_id: str, line: str, result: Any) -> str:
+    ledger = (
+        Path(result.args[result.args.index("--config") + 1]).parent / "ledger.db"
+        if "--config" in result.args
+        else ""
+    )
+    return line.replace("{ledger}", str(ledger))
+
+
+@pytest.mark.parametrize(
+    ("case_id", "argv", "code", "line"), EXACT_CASES, ids=[c[0] for c in EXACT_CASES]
+)
+def test_each_mistake_is_its_exact_line(
+    suite: Any, exact_runs: dict[str, Any], case_id: str, argv: list[str], code: int, line: str
+) -> None:
+    result = exact_runs[case_id]
+    assert_clean(result, suite.TEST_PASSWORD)
+    assert (result.returncode, result.stdout, result.stderr) == (
+        code,
+        "",
+        _expected(case_id, line, result) + "\n",
+    )
+    # Nothing read-only left a ledger behind (status-no-ledger, verify-*, providers...).
+    where = (
+        Path(result.args[result.args.index("--config") + 1]).parent
+        if "--config" in result.args
+        else None
+    )
+    if case_id != "verify-no-gateway" and where is not None:
+        assert not (where / "ledger.db").exists()
+
+
+@pytest.mark.parametrize(
+    ("case_id", "argv", "code", "line"), EXACT_CASES, ids=[c[0] for c in EXACT_CASES]
+)
+def test_with_json_each_mistake_is_one_json_document(
+    suite: Any, exact_json_runs: dict[str, Any], case_id: str, argv: list[str], code: int, line: str
+) -> None:
+    result = exact_json_runs[case_id]
+    assert_clean(result, suite.TEST_PASSWORD)
+    assert (result.returncode, result.stderr) == (code, "")
+    assert json.loads(result.stdout) == {
+        "error": _expected(case_id, line, result),
+        "exit_code": code,
+    }
+    assert result.stdout.count("\n") == 1
+
+
+def test_json_before_the_command_is_named(tmp_path: Path) -> None:
+    [result] = run_all([["--json", "status"]], cwd=tmp_path)
+    line = "gateway status: error: put --json after the command: gateway status --json"
+    assert (result.returncode, result.stderr) == (2, "")
+    assert json.loads(result.stdout) == {"error": line, "exit_code": 2}
+
+
+def test_read_only_commands_never_create_a_ledger(tmp_path: Path) -> None:
+    """Unconfigured, and configured only from the environment (the default ledger)."""
+    env = clean_env(
+        GATEWAY_PROVIDERS="dana=faspay_dana",
+        FASPAY_MERCHANT_ID="99999",
+        FASPAY_MERCHANT_NAME="Shop",
+        FASPAY_PASSWORD="pw-123456",
+    )
+    commands = [["status"], ["verify", "return", "http://x/r"], ["providers"], ["status", "--json"]]
+    bare = run_all(commands, cwd=tmp_path)
+    configured = [run_all([c], cwd=tmp_path, env=env)[0] for c in commands]
+    assert [r.returncode for r in bare] == [1, 1, 0, 1]
+    assert [r.returncode for r in configured] == [1, 1, 0, 1]
+    missing = "no ledger at gateway-ledger.db: nothing is recorded there yet"
+    assert configured[0].stderr.startswith(f"gateway status: error: {missing}")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_plugin_resolves_from_the_working_directory(tmp_path: Path) -> None:
+    (tmp_path / "shop_hooks.py").write_text(
+        "from gateway_core import hookimpl\n\n\nclass OrderSystem:\n"
+        "    @hookimpl\n    def gateway_payment_paid(self, event):\n        pass\n"
+    )
+    env = {k: v for k, v in clean_env().items() if k != "PYTHONPATH"}
+    [ok] = run_all([["--plugin", "shop_hooks:OrderSystem", "providers"]], cwd=tmp_path, env=env)
+    assert (ok.returncode, ok.stderr) == (0, "")
+    assert ok.stdout.startswith("1 provider(s) installed:")
+
+
+def test_serve_on_a_port_in_use_is_one_line_and_no_banner(suite: Any, tmp_path: Path) -> None:
+    import socket
+
+    ledger_url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    config = write_config(
+        tmp_path / "g.toml",
+        ledger_url=ledger_url,
+        password=suite.TEST_PASSWORD,
+        base_url="http://127.0.0.1:9",
+    )
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        [plain, as_json] = run_all(
+            [
+                ["--config", str(config), "serve", "--port", str(port), *extra]
+                for extra in ([], ["--json"])
+            ],
+            cwd=tmp_path,
+        )
+    line = (
+        f"gateway serve: error: cannot listen on 127.0.0.1:{port}: address already in use: "
+        "pick another --port, or stop what listens there"
+    )
+    assert (plain.returncode, plain.stdout, plain.stderr) == (1, "", line + "\n")
+    assert json.loads(as_json.stdout) == {"error": line, "exit_code": 1}
+    assert as_json.stderr == ""
+
+
+def test_postgres_errors_are_one_readable_line(error_runs: dict[str, Any]) -> None:
+    line = error_runs["secret-in-ledger-url"].stderr
+    assert line.startswith("gateway status: error: PostgreSQL ledger migrate failed: connection")
+    assert "\\x0a" not in line
+    assert "\\n" not in line
+    assert line.count("\n") == 1
+
+
+def test_warnings_reach_stderr_only_with_verbose(suite: Any, tmp_path: Path) -> None:
+    ledger_url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    config = write_config(
+        tmp_path / "g.toml",
+        ledger_url=ledger_url,
+        password=suite.TEST_PASSWORD,
+        base_url="http://127.0.0.1:9",
+    )
+    open_ledger(ledger_url).close()
+    (tmp_path / "body.json").write_text('{"bill_no": "x"}')
+    verify = ["--config", str(config), "verify", "notification", str(tmp_path / "body.json")]
+    quiet, verbose = run_all([verify, [*verify, "-v"]], cwd=tmp_path)
+    expected = (
+        "INVALID notification for gateway dana\n"
+        "  [FAIL] format: malformed Faspay notification: bill_total is required\n"
+    )
+    assert (quiet.returncode, quiet.stdout, quiet.stderr) == (1, expected, "")
+    assert (verbose.returncode, verbose.stdout) == (1, expected)
+    assert (
+        verbose.stderr
+        == "WARNING gateway_faspay_dana: notification rejected: malformed (bill_total)\n"
+    )
+
+
+def test_a_plugin_object_is_named_by_its_class_not_its_id() -> None:
+    from gateway_core import PluginError, PluginHost, hookimpl
+
+    class Bad:
+        @hookimpl
+        def gateway_no_such_hook(self) -> None:
+            pass
+
+    with pytest.raises(PluginError) as info:
+        PluginHost(entry_points=False, plugins=[Bad(), Bad()])
+    name = f"{Bad.__module__}.{Bad.__qualname__}"
+    assert str(info.value).startswith(f"plugin {name!r} implements a hook that does not exist")
+
+
+def test_payment_record_is_importable_from_gateway_core() -> None:
+    import gateway_core
+    from gateway_core import PaymentRecord
+    from gateway_core.ledger import PaymentRecord as Record
+
+    assert PaymentRecord is Record
+    assert "PaymentRecord" in gateway_core.__all__
 
 
 # -- the emulator command ------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import subprocess
 import sys
 
@@ -77,3 +78,109 @@ def test_json_output_for_scripts() -> None:
     data = json.loads(result.stdout)
     assert data["status"] == "paid"
     assert data["paid_events"] == 1
+
+
+# -- the story's order and counts are the truth, in every run -----------------------------------
+
+_VOLATILE = [
+    (re.compile(r"http://127\.0\.0\.1:\d+"), "http://HOST"),
+    (re.compile(r"SQLite at \S+"), "SQLite at LEDGER"),
+    (re.compile(r"DEMO-\d+"), "DEMO-N"),
+    (re.compile(r"provider transaction \d+"), "provider transaction N"),
+]
+
+
+def _normalised(story: str) -> list[str]:
+    lines = []
+    for line in story.splitlines():
+        for pattern, replacement in _VOLATILE:
+            line = pattern.sub(replacement, line)
+        lines.append(line)
+    return lines
+
+
+def _steps(story: str) -> dict[str, list[str]]:
+    """The story's numbered steps: heading -> the lines under it."""
+    steps: dict[str, list[str]] = {}
+    current: list[str] = []
+    for line in _normalised(story):
+        if re.match(r"\d+\. ", line):
+            current = steps.setdefault(line, [])
+        else:
+            current.append(line)
+    return steps
+
+
+def _notification_steps_without_arrivals(story: str) -> list[list[str]]:
+    return [
+        lines
+        for heading, lines in _steps(story).items()
+        if heading.split(". ", 1)[1].startswith("Notifications") and " 0 reached" in heading
+    ]
+
+
+def test_fifty_paid_runs_tell_the_same_story_in_causal_order() -> None:
+    """50 full demo runs in-process (each ~0.2 s): every line, in the same order."""
+    stories = [_normalised(_run()[1]) for _ in range(50)]
+    first = stories[0]
+    different = [i for i, story in enumerate(stories) if story != first]
+    assert not different, (different, first, stories[different[0]] if different else None)
+    text = "\n".join(first)
+    # The paid event is told after the customer pressed pay and the notification arrived.
+    pressed = text.index("pressed 'pay'")
+    notified = text.index("Notifications for the customer's action")
+    paid = text.index("order system: paid event")
+    returned = text.index("The browser returns to the merchant")
+    assert pressed < notified < paid < returned
+    assert text.index("order system: created event") < text.index("3. The customer opens")
+    assert text.count("order system: paid event") == 1
+    assert "   ledger: pending -> paid  (notification)" in first
+    assert "   ledger: no change from the return" in first
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"customer": "abandon"},
+        {"customer": "fail"},
+        {"drop_notifications": True},
+        {"duplicate_notifications": 2},
+        {"customer": "abandon", "drop_notifications": True},
+    ],
+    ids=["abandon", "fail", "drop", "duplicate", "abandon-drop"],
+)
+def test_other_runs_tell_the_same_story_every_time(options: dict[str, object]) -> None:
+    runs = [_run(**options) for _ in range(5 if not options.get("drop_notifications") else 2)]
+    stories = [_normalised(story) for _summary, story in runs]
+    assert all(story == stories[0] for story in stories), stories
+    for summary, story in runs:
+        assert summary["ok"] is True, story
+        # A change credited to a notification needs a notification that reached the merchant,
+        # in the same step.
+        for lines in _notification_steps_without_arrivals(story):
+            assert not any(line.endswith("(notification)") for line in lines), story
+        if summary["notifications_reached"] == 0:
+            assert "notification" not in summary["sources"], story  # type: ignore[operator]
+
+
+def test_abandon_counts_the_expiry_notification_it_credits() -> None:
+    summary, story = _run(customer="abandon")
+    assert summary["sources"] == ["create", "return", "notification"]
+    assert summary["notification_attempts"] == summary["notifications_reached"] == 1
+    steps = _steps(story)
+    expiry = next(lines for heading, lines in steps.items() if "settled what was open" in heading)
+    assert "   ledger: in_process -> expired  (notification)" in expiry
+    assert "   order system: expired event for order DEMO-N" in expiry
+    assert (
+        "1 delivery attempt(s), 1 reached the merchant; ledger changes made by a notification: 1"
+        in story
+    )
+
+
+def test_abandon_without_notifications_credits_reconcile_not_a_notification() -> None:
+    summary, story = _run(customer="abandon", drop_notifications=True)
+    assert summary["status"] == "expired"
+    assert summary["notifications_reached"] == 0
+    assert summary["sources"] == ["create", "reconcile"]
+    assert "(notification)" not in story
+    assert "ledger changes made by a notification: 0" in story
