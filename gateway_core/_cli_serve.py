@@ -21,7 +21,7 @@ def serve(rt: Runtime, args: argparse.Namespace, out: TextIO) -> None:
     app = make_wsgi_app(
         rt.service,
         prefix=args.prefix,
-        return_page=args.return_page,
+        return_page=args.return_page or f"{args.prefix}/done",
         max_body=args.max_body,
         allowed_sources=args.allow or None,
         trusted_proxies=args.trusted_proxy,

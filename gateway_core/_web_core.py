@@ -12,7 +12,8 @@ thread, the ASGI app in the bounded thread pool of :class:`~gateway_core.AsyncPa
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from html import escape
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
@@ -171,6 +172,8 @@ class EndpointCore:
         parts = [p for p in path.split("/") if p]
         if parts == ["health"]:
             return Route("health")
+        if parts == ["done"]:
+            return Route("done") if method in ("GET", "HEAD") else Route(reply=GET_ONLY)
         if len(parts) == 3 and parts[0] == "pay" and parts[1] in self.service.gateways:
             if method not in ("GET", "HEAD"):
                 return Route(reply=GET_ONLY)
@@ -198,6 +201,33 @@ class EndpointCore:
             return text(503, b"ledger unavailable")
         self.ledger_incidents.recovered()
         return text(200, b"ok")
+
+    def done(self, query: Mapping[str, str]) -> Reply:
+        """The built-in return page (``gateway serve`` without ``--return-page``): the
+        payment's status as the ledger has it. The query only names the payment; its
+        ``status`` is what the browser was told and is never shown as fact."""
+        gateway_name, reference = query.get("gateway", ""), query.get("reference", "")
+        if gateway_name not in self.service.gateways:
+            return NOT_FOUND
+        try:
+            record = self.service.ledger.get_payment(gateway_name, reference)
+        except LedgerError as exc:
+            self.ledger_incidents.failed(exc, f"return page on {gateway_name}")
+            return RETURN_UNAVAILABLE
+        if record is None:
+            return NOT_FOUND
+        page = (
+            "<!doctype html><html><head><meta charset='utf-8'><title>Payment</title></head>"
+            f"<body><h1>Order {escape(record.order_reference)}</h1>"
+            f"<p id='status'>Payment {escape(record.merchant_reference)}: "
+            f"{escape(record.status.value)}</p></body></html>"
+        )
+        return Reply(
+            200,
+            "text/html; charset=utf-8",
+            page.encode("utf-8"),
+            (("Cache-Control", "no-store"), ("Referrer-Policy", "no-referrer")),
+        )
 
     def pay(self, gateway_name: str, merchant_reference: str) -> Reply:
         page = pay_page(self.service, gateway_name, merchant_reference)

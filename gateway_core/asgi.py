@@ -113,6 +113,8 @@ class GatewayASGIApp(EndpointCore):
         headers = _headers(scope)
         raw_query = bytes(scope.get("query_string", b"")).decode("latin-1")
         query = dict(parse_qsl(raw_query, keep_blank_values=True))
+        if route.kind == "done":
+            return await run(self.done, query)
         if route.kind == "notify":
             return await self._notify(scope, receive, route.gateway, headers, query)
         if method == "POST":

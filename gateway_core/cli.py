@@ -480,7 +480,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8080)
     p.add_argument("--threads", type=int, default=8)
     p.add_argument("--prefix", default="", help="URL prefix, e.g. /payments")
-    p.add_argument("--return-page", default="/", help="where customers go after a return")
+    p.add_argument(
+        "--return-page",
+        default="",
+        help="where customers go after a return (default: the built-in PREFIX/done page)",
+    )
     p.add_argument(
         "--max-body", type=_count, default=16384, help="largest notification body, in bytes"
     )

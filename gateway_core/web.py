@@ -141,6 +141,9 @@ class GatewayWSGIApp(EndpointCore):
             reply = self.health()
         elif route.kind == "pay":
             reply = self.pay(route.gateway, route.reference)
+        elif route.kind == "done":
+            query = parse_qsl(str(environ.get("QUERY_STRING", "")), keep_blank_values=True)
+            reply = self.done(dict(query))
         elif route.kind == "notify":
             reply = self._notify(environ, route.gateway)
         else:

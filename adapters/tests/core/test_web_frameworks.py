@@ -346,3 +346,24 @@ def test_guide_quotes_each_example_verbatim(name: str) -> None:
     assert "create_app" in [part for part, _ in parts]
     for part, segment in parts:
         assert segment in guide, f"{part!r} of {path.name} differs from docs/frameworks.md"
+
+
+def test_each_quoted_example_runs_when_copied_as_printed(tmp_path: Path) -> None:
+    """Issue 15: the quotes once left out ``from __future__ import annotations`` and raised
+    NameError when pasted; each quoted block, alone in a file, must import and define its
+    ``create_app``."""
+    import re
+    import subprocess
+    import sys
+
+    guide = (Path(__file__).resolve().parents[3] / "docs" / "frameworks.md").read_text()
+    marker = "<!-- tested-by: adapters/tests/core/test_web_frameworks.py::"
+    blocks = re.findall(re.escape(marker) + r"[^\n]*\n```python\n(.*?)```", guide, re.S)
+    assert len(blocks) == 3
+    for index, block in enumerate(blocks):
+        path = tmp_path / f"pasted_{index}.py"
+        path.write_text(block + "\nassert callable(create_app)\n", encoding="utf-8")
+        result = subprocess.run(
+            [sys.executable, str(path)], capture_output=True, text=True, timeout=60, check=False
+        )
+        assert result.returncode == 0, result.stderr[-2000:]
