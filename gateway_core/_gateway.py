@@ -241,6 +241,18 @@ class Gateway(abc.ABC):
         return None
 
     @property
+    def payment_methods(self) -> tuple[str, ...]:
+        """The payment methods this gateway offers, by the provider's own names (a bank's
+        virtual account, a QR code, a wallet...): :attr:`PaymentRequest.method` picks one per
+        payment. Empty (the default): one method, and ``method`` must be empty."""
+        return ()
+
+    def default_expiry_for(self, method: str) -> timedelta | None:
+        """How long a payment by ``method`` stays payable when the request sets no expiry
+        (default: :attr:`default_expiry`); providers with per-method rules override it."""
+        return self.default_expiry
+
+    @property
     def default_currency(self) -> str | None:
         """The ISO 4217 code tools use when an amount is given without a currency
         (``gateway create``, ``gateway demo``): a provider that takes one currency only says

@@ -333,6 +333,11 @@ class PaymentRequest:
     makes one per attempt (a retried order gets a new one). ``expires_at`` must be timezone
     aware. ``idempotency_key`` is set by the payment service for a gateway that declares
     ``idempotent_create``: the same key for every send of one attempt's create.
+
+    ``method`` is the payment method the customer chose, by the provider's own name (one of
+    the gateway's :attr:`~gateway_core.Gateway.payment_methods`, e.g. a bank's virtual
+    account or a QR code); empty: the gateway's default method. An attempt is reused only
+    for the same method: a customer who switches method gets a new attempt.
     """
 
     order_reference: str
@@ -346,6 +351,7 @@ class PaymentRequest:
     created_at: datetime | None = None
     extra_fees: Money | None = None
     idempotency_key: str = attrs.field(default="", repr=False)
+    method: str = ""
 
     def __attrs_post_init__(self) -> None:
         if self.amount.amount <= 0:
@@ -440,6 +446,8 @@ class Payment:
     provider_data: Mapping[str, Any] = attrs.field(
         factory=dict, converter=json_object, repr=False, hash=False
     )
+    #: The payment method of the attempt (:attr:`PaymentRequest.method`; empty: the default).
+    method: str = ""
 
 
 @attrs.frozen

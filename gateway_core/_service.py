@@ -49,6 +49,7 @@ import attrs
 from gateway_core._events import EventKind
 from gateway_core._exceptions import (
     GatewayError,
+    InvalidRequest,
     LedgerError,
     OutcomeUnknown,
 )
@@ -139,8 +140,10 @@ class PaymentService(InboundService, ReconcilingService):
         for attempt in attempts:
             if attempt.superseded:
                 continue
-            fits = attempt.amount == request.amount and (
-                attempt.expires_at is None or attempt.expires_at > now
+            fits = (
+                attempt.amount == request.amount
+                and attempt.method == request.method
+                and (attempt.expires_at is None or attempt.expires_at > now)
             )
             payable = attempt.status in (_S.PENDING, _S.IN_PROCESS)
             if fits and payable and attempt.provider_reference:
@@ -172,7 +175,15 @@ class PaymentService(InboundService, ReconcilingService):
         if not reference:
             make = self._reference or gw.make_reference
             reference = make(order, number)
-        expires_at = request.expires_at or now + (gw.default_expiry or self.policy.default_expiry)
+        if request.method and request.method not in gw.payment_methods:
+            raise InvalidRequest(
+                f"unknown payment method {request.method!r}; this gateway offers "
+                + (", ".join(gw.payment_methods) or "only its default method"),
+                field="method",
+                provider=gateway_name,
+            )
+        expiry = gw.default_expiry_for(request.method) or self.policy.default_expiry
+        expires_at = request.expires_at or now + expiry
         outbound = attrs.evolve(
             request,
             merchant_reference=reference,
@@ -205,6 +216,7 @@ class PaymentService(InboundService, ReconcilingService):
                 updated_at=now,
                 version=0,
                 idempotency_key=outbound.idempotency_key,
+                method=request.method,
             )
         )
         return self._send_create(gw, gateway_name, record, outbound)

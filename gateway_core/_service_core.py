@@ -119,6 +119,7 @@ class ServiceCore:
             order_reference=record.order_reference,
             expires_at=record.expires_at,
             provider_data=record.provider_data,
+            method=record.method,
         )
 
     def _event(

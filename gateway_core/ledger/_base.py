@@ -40,7 +40,7 @@ __all__ = [
 
 #: The version of the ledger's tables this library writes; :meth:`Ledger.migrate` brings a
 #: store up to it and records it in ``gw_schema_version``.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 #: Longest ``last_error`` kept for an outbox event (after redaction).
 MAX_ERROR_LENGTH = 2000

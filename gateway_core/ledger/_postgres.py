@@ -161,6 +161,9 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         "ALTER TABLE {p}gw_payments ADD COLUMN provider_data JSONB NOT NULL DEFAULT '{{}}'",
         "ALTER TABLE {p}gw_payments ADD COLUMN idempotency_key TEXT NOT NULL DEFAULT ''",
     ),
+    # The payment method the checkout chose for the attempt (the provider's own name, e.g. a
+    # channel); rows written before keep '' (the gateway's default method).
+    4: ("ALTER TABLE {p}gw_payments ADD COLUMN method TEXT NOT NULL DEFAULT ''",),
 }
 
 

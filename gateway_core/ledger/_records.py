@@ -104,7 +104,9 @@ class PaymentRecord:
     ``provider_data`` is the plugin's opaque memory of the attempt (a JSON object, see
     :attr:`gateway_core.Payment.provider_data`), stored with the provider's reference and
     kept out of ``repr``; ``idempotency_key`` is the key every send of this attempt's create
-    carries, for a gateway that declares ``idempotent_create`` (empty otherwise).
+    carries, for a gateway that declares ``idempotent_create`` (empty otherwise). ``method``
+    is the payment method the checkout chose for the attempt (see
+    :attr:`gateway_core.PaymentRequest.method`; empty: the gateway's default).
     """
 
     id: int | None = attrs.field(default=None, validator=_optional_id)
@@ -127,6 +129,7 @@ class PaymentRecord:
         factory=dict, converter=json_object, repr=False, hash=False
     )
     idempotency_key: str = attrs.field(default="", validator=_is_text, repr=False)
+    method: str = attrs.field(default="", validator=_is_text)
 
     @updated_at.default
     def _updated_defaults_to_created(self) -> datetime:

@@ -65,6 +65,7 @@ class SQLLedger(SQLMachinery):
             self._time_or_none(record.last_examined_at),
             self._dump_json(record.provider_data),
             record.idempotency_key,
+            record.method,
         )
 
         def work(tx: Tx) -> int:

@@ -139,6 +139,7 @@ class SQLMachinery(Ledger):
             last_examined_at=self._load_time_or_none(row[16]),
             provider_data=self._load_json(row[17], what="provider_data"),
             idempotency_key=row[18],
+            method=row[19],
         )
 
     def _transition(self, row: tuple[Any, ...]) -> TransitionRecord:

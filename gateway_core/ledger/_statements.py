@@ -32,7 +32,7 @@ class Tx(Protocol):
 PAYMENT_COLUMNS = (
     "id, gateway, provider, order_reference, merchant_reference, provider_reference, status, "
     "amount_minor, currency, merchant_id, attempt, superseded, expires_at, created_at, "
-    "updated_at, version, last_examined_at, provider_data, idempotency_key"
+    "updated_at, version, last_examined_at, provider_data, idempotency_key, method"
 )
 OUTBOX_COLUMNS = (
     "id, event_id, payment_id, kind, payload, created_at, attempts, delivered_at, last_error, "
@@ -45,8 +45,8 @@ INSERT_PAYMENT = (
     "INSERT INTO {p}gw_payments (gateway, provider, order_reference, merchant_reference, "
     "provider_reference, status, amount_minor, currency, merchant_id, attempt, superseded, "
     "expires_at, created_at, updated_at, version, last_examined_at, provider_data, "
-    "idempotency_key) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?) "
+    "idempotency_key, method) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?) "
     "ON CONFLICT DO NOTHING RETURNING id"
 )
 SELECT_PAYMENT = "SELECT " + PAYMENT_COLUMNS + " FROM {p}gw_payments"  # noqa: S608

@@ -92,10 +92,10 @@ def raw_insert_version_2_row(store: Any) -> None:
         )
 
 
-def test_migrating_a_version_2_store_keeps_its_rows_with_empty_provider_data(
+def test_migrating_a_version_2_store_keeps_its_rows_with_empty_provider_data_and_method(
     any_store: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert SCHEMA_VERSION == 3
+    assert SCHEMA_VERSION == 4
     old = any_store.open()
     try:
         monkeypatch.setattr(_sql_machinery, "SCHEMA_VERSION", 2)
@@ -108,16 +108,18 @@ def test_migrating_a_version_2_store_keeps_its_rows_with_empty_provider_data(
     ledger = any_store.open()
     try:
         ledger.migrate()
-        assert ledger.schema_version() == 3
+        assert ledger.schema_version() == SCHEMA_VERSION
         kept = ledger.get_payment("g", "OLD-1P")
         assert kept is not None
         assert (kept.provider_reference, kept.status) == ("trx-old", PaymentStatus.PENDING)
         assert kept.amount == Money("2000", "IDR")
         assert kept.provider_data == {}
         assert kept.idempotency_key == ""
-        new = ledger.insert_payment(record("NEW-1P", provider_data=DATA))
+        assert kept.method == ""
+        new = ledger.insert_payment(record("NEW-1P", provider_data=DATA, method="bca_va"))
         fetched = ledger.get_payment("g", new.merchant_reference)
         assert fetched is not None
         assert fetched.provider_data == DATA
+        assert fetched.method == "bca_va"
     finally:
         ledger.close()
