@@ -404,6 +404,7 @@ def _demo(args: argparse.Namespace, out: TextIO) -> int:
         amount=args.amount,
         currency=args.currency,
         keep_ledger=args.keep_ledger,
+        method=args.method,
     )
     result = run_demo(options, out=None if args.json else out)
     if args.json:
@@ -450,6 +451,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("demo", "run a complete payment against a provider's emulator, on a throwaway ledger")
     p.add_argument(
         "--provider", default="", help="provider to demo (default: the first with a sandbox)"
+    )
+    p.add_argument(
+        "--method",
+        "--channel",
+        default="",
+        help="payment method / channel, by the provider's name (default: the provider's)",
     )
     p.add_argument(
         "--customer",

@@ -29,6 +29,7 @@ from gateway_core._models import (
     Customer,
     LineItem,
     Money,
+    PaymentInstructions,
     PaymentRequest,
     PaymentStatus,
     RedirectInstruction,
@@ -57,6 +58,8 @@ class DemoOptions:
     currency: str = ""
     keep_ledger: bool = False
     notification_timeout: float = 15.0
+    #: The payment method (the provider's own name, e.g. a channel); empty: its default.
+    method: str = ""
 
 
 class DemoOrderSystem:
@@ -193,6 +196,27 @@ class _Narrator:
             )
 
 
+def _instruction_lines(instructions: PaymentInstructions) -> list[str]:
+    """What the customer would see for ``instructions`` (the QR payload abbreviated)."""
+    lines = [f"{instructions.kind.value.replace('_', ' ')}"]
+    if instructions.bank:
+        lines.append(f"bank / issuer: {instructions.bank}")
+    if instructions.number:
+        lines.append(f"number: {instructions.number}")
+    if instructions.amount is not None:
+        lines.append(f"amount: {instructions.amount} (exactly)")
+    if instructions.expires_at is not None:
+        lines.append(f"pay before: {instructions.expires_at.isoformat()}")
+    if instructions.payload:
+        payload = instructions.payload
+        lines.append(f"QR payload: {payload[:24]}...{payload[-8:]} ({len(payload)} characters)")
+    if instructions.url:
+        lines.append(f"link: {mask_url(instructions.url)}")
+    if instructions.text:
+        lines.append(instructions.text)
+    return lines
+
+
 def _transition(t: TransitionRecord) -> str:
     return f"{t.from_status.value if t.from_status else '-'} -> {t.to_status.value}  ({t.source})"
 
@@ -282,7 +306,14 @@ def run_demo(options: DemoOptions, *, out: TextIO | None) -> dict[str, Any]:
             description=f"Order {order}",
             return_url=f"{base}/return/{GATEWAY_NAME}",
             items=[LineItem("Kopi Luwak 100g", 1, amount)],
+            method=options.method,
         )
+        methods = service.gateway(GATEWAY_NAME).payment_methods
+        if options.method and options.method not in methods:
+            raise GatewayError(
+                f"provider {provider!r} offers no method {options.method!r} in the demo"
+                + (f"; methods: {', '.join(methods)}" if methods else "")
+            )
         started = service.start_payment(GATEWAY_NAME, request)
         record = started.payment
         story.payment_id = record.id or 0
@@ -292,16 +323,22 @@ def run_demo(options: DemoOptions, *, out: TextIO | None) -> dict[str, Any]:
         )
         story.news("")
         redirect = started.redirect
-        if not isinstance(redirect, RedirectInstruction):
-            raise GatewayError("the demo's sandbox plays a provider page, not instructions")
-        say(f"   redirect the customer to {mask_url(redirect.url)} (signature hidden)")
+        if isinstance(redirect, RedirectInstruction):
+            say(f"   redirect the customer to {mask_url(redirect.url)} (signature hidden)")
+        else:
+            say("   no page to send the customer to: the shop shows these instructions")
+            for line in _instruction_lines(redirect):
+                say(f"   | {line}")
 
         # Each step finishes before the story goes on: the provider's notifications for the
         # customer's action are delivered (the browser is slow to follow the return), then
         # the browser returns. What each step changed is read afterwards, never assumed.
         action = CustomerAction(options.customer)
         visit = sandbox.customer(redirect, action)
-        story.step(f"The customer opens the redirect and chooses '{action.value}' on the page:")
+        if isinstance(redirect, RedirectInstruction):
+            story.step(f"The customer opens the redirect and chooses '{action.value}' on the page:")
+        else:
+            story.step(f"The customer follows the instructions ('{action.value}'):")
         for line in visit.steps:
             say(f"   - {line}")
         story.notifications("for the customer's action")

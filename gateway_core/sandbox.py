@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 import attrs
 
-from gateway_core._models import RedirectInstruction
+from gateway_core._models import PaymentInstructions, RedirectInstruction
 
 
 class CustomerAction(enum.Enum):
@@ -50,9 +50,13 @@ class Sandbox(Protocol):
         """Start the emulator; return gateway settings (credentials, base URL) pointing at it."""
         ...
 
-    def customer(self, redirect: RedirectInstruction, action: CustomerAction) -> CustomerVisit:
+    def customer(
+        self, redirect: RedirectInstruction | PaymentInstructions, action: CustomerAction
+    ) -> CustomerVisit:
         """Play the customer: open the redirect, act on the page, stop at the return URL
-        (not followed: the caller follows it to the merchant's endpoint)."""
+        (not followed: the caller follows it to the merchant's endpoint). For instructions
+        (a virtual account, a code, a QR, a push), act as the provider's simulated payer (a
+        transfer, a counter payment, a scan, an approval); there is no return URL then."""
         ...
 
     def settle_pending(self) -> None:
