@@ -218,6 +218,7 @@ def test_legacy_two_decimal_amount_is_read_as_rupiah(
 def test_create_rejections(
     server: EmulatorServer, http: requests.Session, overrides: dict[str, Any], code: str
 ) -> None:
+    server.app.strict = True  # the documented lengths (lenient mode: test_emulator_channels_xml)
     answer = create(http, server, "B-x", **overrides)
     assert answer["response_code"] == code, answer
     assert "trx_id" not in answer

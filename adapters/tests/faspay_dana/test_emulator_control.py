@@ -238,13 +238,14 @@ def test_fixtures(faspay_emulator, faspay_merchant, faspay_notification, faspay_
     body = example_post_data(Merchant("99999"), "B-plugin")
     answer = requests.post(faspay_emulator.url + "/cvr/300011/10", json=body, timeout=5).json()
     faspay_emulator_control.pay("B-plugin")
-    message = json.loads(faspay_notification("B-plugin"))
+    assert faspay_notification("B-plugin").startswith(b"<?xml")  # XML by default
+    message = json.loads(faspay_notification("B-plugin", fmt="json"))
     assert message["trx_id"] == answer["trx_id"]
     assert message["payment_reff"] == faspay_emulator.app.bill("B-plugin")["payment_reff"]
     assert matches(message["signature"], "bot99999", "p@ssw0rd", "B-plugin", "2")
     xml = faspay_notification("B-plugin", "3", fmt="xml", payment_total="1")
     assert b"<payment_total>1</payment_total>" in xml
-    legacy = json.loads(faspay_notification("B-plugin", legacy_signature=True))
+    legacy = json.loads(faspay_notification("B-plugin", fmt="json", legacy_signature=True))
     assert matches(legacy["signature"], "bot99999", "p@ssw0rd", "B-plugin")
     query = faspay_return_query("B-plugin", "2")
     assert query["bill_total"] == "200000"

@@ -367,7 +367,7 @@ def test_clock_driven_expiry_notifies_7(server: EmulatorServer, receiver: Receiv
 
 
 def test_bills_expire_in_real_time_too(receiver: Receiver) -> None:
-    merchant = Merchant("99999", notification_url=receiver.url)
+    merchant = Merchant("99999", notification_url=receiver.url, notification_format="json")
     app = EmulatorApp(merchant, retry_interval=0.05)
     with EmulatorServer(app, tick_interval=0.05) as server:
         # Due in 2 s of real time: enough for the create to land first on a loaded machine.

@@ -93,7 +93,10 @@ def test_pay_redirects_to_the_signed_return_url_in_the_documented_order(
         "merchant",
         "bill_no",
         "bill_ref",
+        "bill_reff",
         "bill_total",
+        "payment_reff",
+        "payment_date",
         "bank_user_name",
         "status",
         "signature",
@@ -101,7 +104,10 @@ def test_pay_redirects_to_the_signed_return_url_in_the_documented_order(
     values = dict(query)
     assert values["merchant"] == "FASPAY STORE"
     assert "merchant=FASPAY+STORE" in location
-    assert values["bill_ref"] == "REF-4370"
+    assert values["bill_ref"] == values["bill_reff"] == "REF-4370"
+    record = server.app.bill("4370")
+    assert values["payment_reff"] == record["payment_reff"] != ""
+    assert values["payment_date"] == record["payment_date"] != ""
     assert values["bill_total"] == "200000"
     assert values["bank_user_name"] == "FaspayTest"
     assert values["status"] == "2"
@@ -210,6 +216,7 @@ def test_return_query_builder_reproduces_the_d7_example() -> None:
         bill_total="10000",
         bill_ref="4370",
         bank_user_name="FaspayTest",
+        full=False,  # the example URL's fields only
     )
     assert urlencode(query) == (
         "trx_id=8985999990013136&merchant_id=99999&merchant=FASPAY+STORE&bill_no=4370"

@@ -1,8 +1,10 @@
-"""A local, stateful emulator of Faspay's Debit API for DANA (payment channel 819).
+"""A local, stateful emulator of Faspay's Debit API: DANA (channel 819) and every other channel
+family (virtual accounts, retail payment codes, QRIS, redirect e-wallets, OVO).
 
 It plays Faspay over real HTTP on loopback for integration tests, the demo and users' own test
-suites: the four JSON endpoints (channel inquiry, post data, inquiry, cancel), the browser
-redirect to a fake DANA page, signed notifications with Faspay's retry policy, the signed
+suites: the four JSON endpoints (channel inquiry, post data, inquiry, cancel) and their XML
+twins, the browser redirect to each channel's page, simulated payers (bank transfer, counter
+payment, QR scan, OVO app), signed notifications with Faspay's retry policy, the signed
 return URL, a controllable clock, and scripted faults down to the socket (resets, refusal,
 slow replies). It depends only on the wire protocol and ``gateway_faspay_dana._signature``.
 
@@ -25,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from gateway_faspay_dana.emulator._app import EmulatorApp
+    from gateway_faspay_dana.emulator._channels import CHANNELS
     from gateway_faspay_dana.emulator._cli import main
     from gateway_faspay_dana.emulator._clock import EmulatorClock
     from gateway_faspay_dana.emulator._control import EmulatorControl
@@ -42,11 +45,13 @@ if TYPE_CHECKING:
         return_query,
     )
     from gateway_faspay_dana.emulator._model import SANDBOX_PASSWORD, Merchant
+    from gateway_faspay_dana.emulator._payers import PaymentRefused
     from gateway_faspay_dana.emulator._server import EmulatorServer
 
 #: Where each public name lives; imported on first use (PEP 562), so importing this package
 #: (or its pytest plugin) costs nothing until the emulator is used.
 _WHERE: dict[str, str] = {
+    "CHANNELS": "gateway_faspay_dana.emulator._channels",
     "ENDPOINT_FAULTS": "gateway_faspay_dana.emulator._faults",
     "EmulatorApp": "gateway_faspay_dana.emulator._app",
     "EmulatorClock": "gateway_faspay_dana.emulator._clock",
@@ -55,6 +60,7 @@ _WHERE: dict[str, str] = {
     "EmulatorServer": "gateway_faspay_dana.emulator._server",
     "Merchant": "gateway_faspay_dana.emulator._model",
     "NOTIFICATION_FAULTS": "gateway_faspay_dana.emulator._faults",
+    "PaymentRefused": "gateway_faspay_dana.emulator._payers",
     "SANDBOX_PASSWORD": "gateway_faspay_dana.emulator._model",
     "TransitionNotAllowed": "gateway_faspay_dana.emulator._errors",
     "UnknownBill": "gateway_faspay_dana.emulator._errors",
@@ -80,6 +86,7 @@ def __getattr__(name: str) -> Any:
 
 # Plain sorted() order, like gateway_core.__all__ (ruff would group constants first).
 __all__ = [  # noqa: RUF022
+    "CHANNELS",
     "ENDPOINT_FAULTS",
     "EmulatorApp",
     "EmulatorClock",
@@ -88,6 +95,7 @@ __all__ = [  # noqa: RUF022
     "EmulatorServer",
     "Merchant",
     "NOTIFICATION_FAULTS",
+    "PaymentRefused",
     "SANDBOX_PASSWORD",
     "TransitionNotAllowed",
     "UnknownBill",

@@ -80,6 +80,7 @@ class Announcer:
             bill_no=bill.bill_no,
             status=status,
             bill_total=bill.total_text,
+            payment_total=bill.paid_text,
             payment_reff=reff or "null",
             payment_date=payment_date,
             channel=bill.channel,

@@ -1,10 +1,11 @@
 """Faspay's endpoints as the emulator serves them, with scripted faults applied.
 
 The four JSON endpoints are here (channel inquiry ``/cvr/100001/10``, post data
-``/cvr/300011/10``, inquiry ``/cvr/100004/10``, cancel ``/cvr/100005/10``); the DANA page and its
-forms are handed to :class:`DanaPage`. :meth:`FaspayApi.serve` takes the endpoint's next fault,
-decides whether the request is processed at all, reshapes the reply as the fault says and logs
-the request.
+``/cvr/300011/10``, inquiry ``/cvr/100004/10``, cancel ``/cvr/100005/10``) and their XML twins
+``/pws/<function>/<stage>`` (``_xml``: the same handlers, XML in and out); the customer pages
+and their forms are handed to :class:`DanaPage`, the OVO push call to :class:`OvoDirect`.
+:meth:`FaspayApi.serve` takes the endpoint's next fault, decides whether the request is
+processed at all, reshapes the reply as the fault says and logs the request.
 """
 
 from __future__ import annotations
@@ -16,10 +17,13 @@ from typing import Any
 from wsgiref.types import StartResponse, WSGIEnvironment
 
 from gateway_faspay_dana.emulator import _codes as codes
+from gateway_faspay_dana.emulator._channels import channel_name
 from gateway_faspay_dana.emulator._dana_page import DanaPage
 from gateway_faspay_dana.emulator._errors import EmulatorError
+from gateway_faspay_dana.emulator._families import post_data_extras, qr_payload
 from gateway_faspay_dana.emulator._faults import SOCKET_FAULTS, Fault, FaultPlan
 from gateway_faspay_dana.emulator._model import Merchant
+from gateway_faspay_dana.emulator._ovo_direct import OvoDirect
 from gateway_faspay_dana.emulator._pages import error_html
 from gateway_faspay_dana.emulator._reply import (
     CONNECTION_KEY,
@@ -45,6 +49,7 @@ from gateway_faspay_dana.emulator._validation import (
     validate_create,
     validate_reference,
 )
+from gateway_faspay_dana.emulator._xml import XML_CONTENT_TYPE, parse_xml, render_xml, xml_endpoint
 
 Handler = Callable[[dict[str, Any], WSGIEnvironment], Reply]
 
@@ -67,7 +72,9 @@ class FaspayApi:
         log: RequestLog,
         settings: Settings,
         stopping: threading.Event,
+        ovo: OvoDirect | None = None,
     ) -> None:
+        self._ovo = ovo
         self._store = store
         self._merchants = merchants
         self._page = page
@@ -93,6 +100,7 @@ class FaspayApi:
         start_response: StartResponse,
     ) -> Iterable[bytes]:
         """Answer one request to ``endpoint`` (a name from ``codes.API_PATHS`` or the page)."""
+        xml = xml_endpoint(path) is not None
         socket_mode = FAULT_KEY in environ
         fault: Fault | None = environ[FAULT_KEY] if socket_mode else self._faults.take(endpoint)
         kind = fault.kind if fault is not None else None
@@ -100,7 +108,7 @@ class FaspayApi:
             raw = read_body(environ)
         except EmulatorError as exc:
             refused = json_reply(exc.http_status, {"error": str(exc)})
-            self._record(endpoint, method, path, environ, fault, refused, processed=False)
+            self._record(endpoint, method, path, environ, fault, refused, processed=False, xml=xml)
             return send(start_response, refused)
 
         process = True
@@ -110,11 +118,17 @@ class FaspayApi:
             assert fault is not None
             process = bool(fault.param("process"))
 
-        reply = self._dispatch(endpoint, method, environ, raw) if process else None
-        shaped = self._shape(fault, reply, endpoint, raw)
+        reply = self._dispatch(endpoint, method, environ, raw, xml=xml) if process else None
+        if xml and reply is not None:
+            reply = _as_xml(reply)
+        shaped = self._shape(fault, reply, endpoint, raw, xml=xml)
+        if xml and shaped is not None and shaped.data is not None:
+            shaped = _as_xml(shaped)
         final = shaped if shaped is not None else reply
         assert final is not None
-        self._record(endpoint, method, path, environ, fault, final, processed=process, real=reply)
+        self._record(
+            endpoint, method, path, environ, fault, final, processed=process, real=reply, xml=xml
+        )
 
         if fault is not None and kind in SOCKET_FAULTS:
             control = environ.get(CONTROL_KEY)
@@ -138,7 +152,7 @@ class FaspayApi:
             yield body[offset : offset + chunk]
 
     def _shape(
-        self, fault: Fault | None, reply: Reply | None, endpoint: str, raw: bytes
+        self, fault: Fault | None, reply: Reply | None, endpoint: str, raw: bytes, *, xml: bool
     ) -> Reply | None:
         if fault is None:
             return None
@@ -160,20 +174,21 @@ class FaspayApi:
         if kind == "business_error":
             code = str(fault.param("response_code"))
             desc = fault.param("response_desc") or codes.response_desc(code, self._language)
-            return self._business_error(endpoint, raw, code, desc, bool(fault.param("wrapper")))
+            wrapper = bool(fault.param("wrapper"))
+            return self._business_error(endpoint, raw, code, desc, wrapper, xml=xml)
         if kind in ("reset_before_read", "close_without_response"):
             return Reply(500, b"", "text/plain")
         return None
 
     def _business_error(
-        self, endpoint: str, raw: bytes, code: str, desc: str, wrapper: bool
+        self, endpoint: str, raw: bytes, code: str, desc: str, wrapper: bool, *, xml: bool
     ) -> Reply:
         if wrapper:
             return json_reply(
                 200, {"response_error": {"response_code": code, "response_desc": desc}}
             )
         try:
-            body = parse_body(raw)
+            body = parse_xml(raw) if xml else parse_body(raw)
         except MalformedRequest:
             body = {}
         data: dict[str, Any] = {"response": codes.RESPONSE_TEXT[self._language].get(endpoint, "")}
@@ -196,6 +211,7 @@ class FaspayApi:
         *,
         processed: bool,
         real: Reply | None = None,
+        xml: bool = False,
     ) -> None:
         source = real or reply
         self._log.record(
@@ -210,6 +226,8 @@ class FaspayApi:
             merchant_id=source.merchant_id,
             bill_no=source.bill_no,
             detail=source.detail,
+            leniencies=source.leniencies,
+            wire_format="xml" if xml else ("form" if endpoint == "ovo_direct" else "json"),
         )
 
     # --- dispatch and error replies -----------------------------------------------------------
@@ -218,7 +236,9 @@ class FaspayApi:
     def _language(self) -> str:
         return self._settings.language
 
-    def _dispatch(self, endpoint: str, method: str, environ: WSGIEnvironment, raw: bytes) -> Reply:
+    def _dispatch(
+        self, endpoint: str, method: str, environ: WSGIEnvironment, raw: bytes, *, xml: bool
+    ) -> Reply:
         if endpoint == "redirect":
             if method not in ("GET", "HEAD"):
                 return json_reply(405, {"error": "use GET"}, headers=[("Allow", "GET")])
@@ -227,8 +247,12 @@ class FaspayApi:
             return json_reply(405, {"error": "use POST"}, headers=[("Allow", "POST")])
         if endpoint == "complete":
             return self._page.complete(environ, raw)
+        if endpoint == "ovo_direct":
+            if self._ovo is None:  # pragma: no cover - the app always wires it
+                return json_reply(404, {"error": "no OVO push handler"})
+            return self._ovo.handle(raw)
         try:
-            body = parse_body(raw)
+            body = parse_xml(raw) if xml else parse_body(raw)
         except MalformedRequest as exc:
             return self._malformed(endpoint, str(exc))
         try:
@@ -297,7 +321,7 @@ class FaspayApi:
             "merchant_id": merchant.merchant_id,
             "merchant": merchant.merchant_name,
             "payment_channel": [
-                {"pg_code": c, "pg_name": codes.CHANNEL_NAMES.get(c, c)} for c in merchant.channels
+                {"pg_code": c, "pg_name": channel_name(c)} for c in merchant.channels
             ],
             **self._ok(),
         }
@@ -309,8 +333,10 @@ class FaspayApi:
         if raw_mid is not None and raw_bill is not None:
             self._store.count_create(raw_mid, raw_bill)
         merchant, bill_no = self._verify(body, signed_with_bill_no=True)
-        request = validate_create(body, merchant, bill_no, self._store.clock.parse)
         settings = self._settings
+        request = validate_create(
+            body, merchant, bill_no, self._store.clock.parse, strict=settings.strict
+        )
         with self._store.lock:
             self._store.expire_due()
             existing = self._store.latest(merchant.merchant_id, bill_no)
@@ -322,7 +348,11 @@ class FaspayApi:
                 base = base_url(environ, settings.public_url)
                 page_url = f"{base}{PAGE_PREFIX}{settings.stage}/{request.signature}"
                 bill = self._store.new_bill(request, page_url)
+                spec = bill.spec
+                if spec is not None and spec.family == "qris":
+                    bill.qr_content = qr_payload(bill, spec.acquirer)
         items: Any = bill.items[0] if bill.item_was_object else bill.items
+        extras = post_data_extras(bill, base_url(environ, settings.public_url))
         data = {
             "response": codes.RESPONSE_TEXT[self._language]["create"],
             "trx_id": bill.trx_id,
@@ -331,15 +361,24 @@ class FaspayApi:
             "bill_no": bill.bill_no,
             "bill_items": items,
             **self._ok(),
+            **extras,
             "redirect_url": bill.redirect_url,
         }
         return json_reply(
-            200, data, code=codes.OK, bill_no=bill_no, merchant_id=merchant.merchant_id
+            200,
+            data,
+            code=codes.OK,
+            bill_no=bill_no,
+            merchant_id=merchant.merchant_id,
+            leniencies=request.leniencies,
         )
 
     def _inquiry(self, body: dict[str, Any], environ: WSGIEnvironment) -> Reply:
         merchant, bill_no = self._verify(body, signed_with_bill_no=True)
-        trx_id = validate_reference(body, merchant, bill_no, cancel=False).trx_id
+        ref = validate_reference(
+            body, merchant, bill_no, cancel=False, strict=self._settings.strict
+        )
+        trx_id = ref.trx_id
         with self._store.lock:
             self._store.expire_due()
             bill = self._store.matching(merchant.merchant_id, trx_id, bill_no)
@@ -364,11 +403,18 @@ class FaspayApi:
             code = codes.OK
         data["response_code"] = code
         data["response_desc"] = codes.response_desc(code, self._language)
-        return json_reply(200, data, code=code, bill_no=bill_no, merchant_id=merchant.merchant_id)
+        return json_reply(
+            200,
+            data,
+            code=code,
+            bill_no=bill_no,
+            merchant_id=merchant.merchant_id,
+            leniencies=ref.leniencies,
+        )
 
     def _cancel(self, body: dict[str, Any], environ: WSGIEnvironment) -> Reply:
         merchant, bill_no = self._verify(body, signed_with_bill_no=True)
-        ref = validate_reference(body, merchant, bill_no, cancel=True)
+        ref = validate_reference(body, merchant, bill_no, cancel=True, strict=self._settings.strict)
         trx_id, reason = ref.trx_id, ref.reason
         with self._store.lock:
             self._store.expire_due()
@@ -405,7 +451,33 @@ class FaspayApi:
                 "response_code": code,
                 "response_desc": codes.response_desc(code, self._language),
             }
-        return json_reply(200, data, code=code, bill_no=bill_no, merchant_id=merchant.merchant_id)
+        return json_reply(
+            200,
+            data,
+            code=code,
+            bill_no=bill_no,
+            merchant_id=merchant.merchant_id,
+            leniencies=ref.leniencies,
+        )
 
     def _fmt(self, moment: datetime | None) -> str:
         return self._store.clock.format(moment) if moment is not None else ""
+
+
+def _as_xml(reply: Reply) -> Reply:
+    """The XML twin of a JSON answer (``reply.data``); other replies unchanged."""
+    if reply.data is None or not isinstance(reply.data, dict):
+        return reply
+    extra = [h for h in reply.headers if h[0].lower() != "content-type"]
+    return Reply(
+        reply.status,
+        render_xml(reply.data),
+        XML_CONTENT_TYPE,
+        code=reply.code,
+        detail=reply.detail,
+        bill_no=reply.bill_no,
+        merchant_id=reply.merchant_id,
+        headers=extra,
+        data=reply.data,
+        leniencies=reply.leniencies,
+    )

@@ -37,7 +37,12 @@ ASSUMPTIONS (Faspay's real behaviour is unknown here; each one is a constructor 
   ``bank_user_name`` is what the page's form sent (default: the bill's ``cust_name``).
 * ``create_requests`` in a bill record counts create requests the application processed for
   that ``bill_no`` (accepted or rejected), not those cut off by a fault before processing.
-* Only the JSON ``/cvr/...`` endpoints are served; the XML ``/pws/...`` twins are not.
+* Every channel family is modelled (``_channels``: VA, retail, QRIS, redirect wallets, OVO,
+  DANA) with its own post-data fields (``_families``), customer page (``_instrument_pages``)
+  and simulated payer (``_payers``); the assumptions of each are listed there.
+* The XML twins ``/pws/<function>/<stage>`` answer from the same handlers (``_xml``).
+* Text lengths are lenient by default like the sandbox, with every leniency in the request
+  log; ``strict=True`` applies the documented limits (``_validation``).
 
 The application is composed of small collaborators sharing one re-entrant lock:
 :class:`BillStore` and :class:`MerchantBook` (``_store``: bills, transitions, expiry by the
@@ -65,16 +70,21 @@ from gateway_faspay_dana.emulator._errors import EmulatorError, TransitionNotAll
 from gateway_faspay_dana.emulator._faults import Fault, FaultPlan, make_fault
 from gateway_faspay_dana.emulator._model import Bill, Merchant
 from gateway_faspay_dana.emulator._notifier import Notifier
+from gateway_faspay_dana.emulator._ovo_direct import OvoDirect
+from gateway_faspay_dana.emulator._payers import Payers
+from gateway_faspay_dana.emulator._qr_assets import QR_ASSET_PREFIX, serve_qr_asset
 from gateway_faspay_dana.emulator._reply import PAGE_PREFIX, json_reply, send
 from gateway_faspay_dana.emulator._requestlog import RequestLog
 from gateway_faspay_dana.emulator._settings import (
     DuplicateMode,
     Language,
     MalformedMode,
+    OvoPushMode,
     Setting,
     Settings,
 )
 from gateway_faspay_dana.emulator._store import BillStore, MerchantBook
+from gateway_faspay_dana.emulator._xml import xml_endpoint
 
 # The errors are defined in ``_errors`` and re-exported here for older imports.
 __all__ = [
@@ -99,9 +109,11 @@ class EmulatorApp:
     """A stateful, faithful-as-documented Faspay Debit API (DANA) as a plain WSGI callable.
 
     Routes: ``POST /cvr/100001/10`` (channel inquiry), ``/cvr/300011/10`` (post data),
-    ``/cvr/100004/10`` (inquiry), ``/cvr/100005/10`` (cancel); ``GET
-    /pws/100003/<stage>/<signature>`` (the DANA page) and ``POST .../complete`` (its forms);
-    ``/_emulator/...`` (control API, JSON). The same operations are methods of this object.
+    ``/cvr/100004/10`` (inquiry), ``/cvr/100005/10`` (cancel) and their XML twins
+    ``/pws/<function>/<stage>``; ``GET /pws/100003/<stage>/<signature>`` (the channel's page)
+    and ``POST .../complete`` (its forms); ``POST /pws/ovo_direct`` (OVO push);
+    ``GET /__assets/qr/...`` (QRIS images); ``/_emulator/...`` (control API, JSON). The same
+    operations are methods of this object (the simulated payers: :attr:`payers`).
 
     Socket-level faults (resets, refusal) need :class:`EmulatorServer`; under another WSGI
     server ``reset_after_read`` processes the request and answers an empty 500, and the other
@@ -117,6 +129,10 @@ class EmulatorApp:
     public_url: Setting[str | None] = Setting()
     notify_statuses: Setting[frozenset[str]] = Setting()
     control_api: Setting[bool] = Setting()
+    strict: Setting[bool] = Setting()
+    accept_amount_mismatch: Setting[bool] = Setting()
+    ovo_push_mode: Setting[OvoPushMode] = Setting()
+    ovo_push_window: Setting[float] = Setting()
 
     def __init__(
         self,
@@ -136,6 +152,10 @@ class EmulatorApp:
         notify_statuses: Iterable[str] = ("2", "3", "4", "7", "8"),
         control_api: bool = True,
         request_log_limit: int = 10_000,
+        strict: bool = False,
+        accept_amount_mismatch: bool = False,
+        ovo_push_mode: OvoPushMode = "immediate",
+        ovo_push_window: float = 60.0,
     ) -> None:
         self.settings = Settings.from_options(
             duplicate_bill_no=duplicate_bill_no,
@@ -147,6 +167,10 @@ class EmulatorApp:
             public_url=public_url,
             notify_statuses=notify_statuses,
             control_api=control_api,
+            strict=strict,
+            accept_amount_mismatch=accept_amount_mismatch,
+            ovo_push_mode=ovo_push_mode,
+            ovo_push_window=ovo_push_window,
         )
         if isinstance(merchants, Merchant):
             merchants = [merchants]
@@ -173,7 +197,17 @@ class EmulatorApp:
             lock=self._lock, clock=self.clock, settings=self.settings, announce=self._announce
         )
         self._log = RequestLog(clock=self.clock, lock=self._lock, limit=request_log_limit)
-        self._page = DanaPage(store=self._store, merchants=self._merchants, settings=self.settings)
+        self.payers = Payers(store=self._store, settings=self.settings)
+        self._page = DanaPage(
+            store=self._store, merchants=self._merchants, settings=self.settings, payers=self.payers
+        )
+        ovo = OvoDirect(
+            store=self._store,
+            merchants=self._merchants,
+            payers=self.payers,
+            settings=self.settings,
+            stopping=self._stopping,
+        )
         self._api = FaspayApi(
             store=self._store,
             merchants=self._merchants,
@@ -182,6 +216,7 @@ class EmulatorApp:
             log=self._log,
             settings=self.settings,
             stopping=self._stopping,
+            ovo=ovo,
         )
         self._control = ControlApi(self, self._store)
 
@@ -197,6 +232,8 @@ class EmulatorApp:
         endpoint = self.endpoint_for(path)
         if endpoint is not None:
             return self._api.serve(endpoint, method, path, environ, start_response)
+        if path.startswith(QR_ASSET_PREFIX) and method in ("GET", "HEAD"):
+            return send(start_response, serve_qr_asset(self._store, environ, path))
         if path == "/" and method in ("GET", "HEAD"):
             return send(start_response, json_reply(200, self._control.index(environ)))
         return send(start_response, json_reply(404, {"error": f"no route for {path}"}))
@@ -206,6 +243,11 @@ class EmulatorApp:
         """The endpoint name of ``path`` (``create``, ``redirect``, ...), or None."""
         if path in codes.API_PATHS:
             return codes.API_PATHS[path]
+        if path.rstrip("/") == codes.OVO_DIRECT_PATH:
+            return "ovo_direct"
+        xml = xml_endpoint(path)
+        if xml is not None:
+            return xml
         if path.startswith(PAGE_PREFIX):
             parts = path[len(PAGE_PREFIX) :].split("/")
             if len(parts) == 2:

@@ -16,7 +16,8 @@ from gateway_faspay_dana.emulator._server import EmulatorServer
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gateway emulator faspay_dana",
-        description="Local emulator of Faspay's Debit API for DANA (channel 819). "
+        description="Local emulator of Faspay's Debit API: DANA (819) and the other channel "
+        "families (virtual accounts, retail, QRIS, e-wallets, OVO). "
         "Loopback testing only: fake money, fake credentials.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
@@ -31,7 +32,41 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--notification-url", default="", help="where notifications go")
     parser.add_argument("--return-url", default="", help="where the DANA page sends customers")
     parser.add_argument(
-        "--format", choices=("json", "xml"), default="json", help="notification format"
+        "--notification-format",
+        "--format",
+        dest="format",
+        choices=("json", "xml"),
+        default="xml",
+        help="notification format (xml, what Faspay's own SDK parses; or json)",
+    )
+    parser.add_argument(
+        "--language",
+        choices=("en", "id"),
+        default="en",
+        help="response_desc texts: en (the docs) or id (the sandbox's Indonesian)",
+    )
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="refuse texts over their documented length (default: accept and log, like the "
+        "sandbox)",
+    )
+    parser.add_argument(
+        "--accept-amount-mismatch",
+        action="store_true",
+        help="let simulated VA/retail payers pay another amount than the bill's",
+    )
+    parser.add_argument(
+        "--ovo-push-mode",
+        choices=("immediate", "blocking"),
+        default="immediate",
+        help="whether /pws/ovo_direct answers at once or waits for the payer (immediate)",
+    )
+    parser.add_argument(
+        "--ovo-push-window",
+        type=float,
+        default=60.0,
+        help="seconds an OVO push waits for the payer before timing out (60)",
     )
     parser.add_argument(
         "--retry-interval",
@@ -43,7 +78,7 @@ def _parser() -> argparse.ArgumentParser:
         "--channel",
         action="append",
         dest="channels",
-        help="enabled payment channel (repeatable; default 819)",
+        help="enabled payment channel (repeatable; 'all' for every modelled channel; default 819)",
     )
     parser.add_argument(
         "--duplicate-bill-no",
@@ -73,8 +108,18 @@ def main(argv: list[str] | None = None) -> int:
         return_url=args.return_url,
         channels=tuple(args.channels or ("819",)),
     )
+    if args.ovo_push_window < 0:
+        print("error: --ovo-push-window must be >= 0", file=sys.stderr)
+        return 2
     app = EmulatorApp(
-        merchant, retry_interval=args.retry_interval, duplicate_bill_no=args.duplicate_bill_no
+        merchant,
+        retry_interval=args.retry_interval,
+        duplicate_bill_no=args.duplicate_bill_no,
+        language=args.language,
+        strict=args.strict,
+        accept_amount_mismatch=args.accept_amount_mismatch,
+        ovo_push_mode=args.ovo_push_mode,
+        ovo_push_window=args.ovo_push_window,
     )
     stop = threading.Event()
 
@@ -106,6 +151,8 @@ def main(argv: list[str] | None = None) -> int:
         f"  notification_url:  {merchant.notification_url or '(none: recorded, not sent)'}"
         f" [{merchant.notification_format}, retry every {args.retry_interval:g}s]",
         f"  return_url:        {merchant.return_url or '(none)'}",
+        f"  lengths:           {'strict' if args.strict else 'lenient, logged (--strict)'};"
+        f" language {args.language}",
         "Press Ctrl-C to stop.",
     ]
     try:

@@ -83,17 +83,39 @@ RESPONSE_DESC: Final[dict[str, str]] = {
     "96": "System Malfunction",
 }
 
-#: Indonesian variants seen in the sandbox (§15); codes not listed keep the English text.
+#: Indonesian texts the sandbox is known to answer with (DANA ref §8, §15; C9/C10 mocks).
 RESPONSE_DESC_ID: Final[dict[str, str]] = {
     "00": "Sukses",
     "54": "Transaksi Anda telah kedaluwarsa.",
 }
 
+#: ASSUMPTION: Indonesian texts the emulator invented (no source shows the sandbox's wording);
+#: used with ``language="id"`` for codes not in :data:`RESPONSE_DESC_ID`.
+RESPONSE_DESC_ID_INVENTED: Final[dict[str, str]] = {
+    "03": "Merchant tidak valid",
+    "13": "Jumlah tidak valid",
+    "14": "Order tidak valid",
+    "17": "Order dibatalkan oleh Merchant/Pelanggan",
+    "18": "Pelanggan tidak valid atau MSISDN tidak ditemukan",
+    "30": "Format salah",
+    "40": "Fungsi yang diminta tidak didukung",
+    "55": "User/Password salah",
+    "66": "Kesalahan internal",
+    "80": "Pembayaran telah direversal",
+    "81": "Sudah dibayar",
+    "83": "Parameter wajib diisi",
+    "96": "Sistem tidak berfungsi",
+}
+
 
 def response_desc(code: str, language: str = "en") -> str:
-    """The documented text for a ``response_code`` (English, or the sandbox's Indonesian)."""
-    if language == "id" and code in RESPONSE_DESC_ID:
-        return RESPONSE_DESC_ID[code]
+    """The text for a ``response_code``: the docs' English (default), or with
+    ``language="id"`` the sandbox's Indonesian where known and an invented translation
+    (ASSUMPTION, :data:`RESPONSE_DESC_ID_INVENTED`) otherwise."""
+    if language == "id":
+        known = RESPONSE_DESC_ID.get(code) or RESPONSE_DESC_ID_INVENTED.get(code)
+        if known:
+            return known
     return RESPONSE_DESC.get(code, "Unknown Error")
 
 
@@ -133,7 +155,7 @@ TRX_STATUS: Final[dict[str, tuple[str, str]]] = {
     REVERSED: ("6", "Order Reversed"),
 }
 
-# --- payment channels (§11.3; the sandbox list recorded in C7 plus DANA) ----------------------
+# --- payment channels (§11.3; kept for older imports: the registry is ``_channels``) --------
 
 CHANNEL_NAMES: Final[dict[str, str]] = {
     "302": "LinkAja",
@@ -173,4 +195,7 @@ API_PATHS: Final[dict[str, str]] = {
 }
 
 #: Every endpoint name a fault can target (``"*"`` matches any of them).
-ENDPOINTS: Final = frozenset({*API_PATHS.values(), "redirect", "complete"})
+ENDPOINTS: Final = frozenset({*API_PATHS.values(), "redirect", "complete", "ovo_direct"})
+
+#: The OVO Push to Pay path (channels reference §4.2, C18).
+OVO_DIRECT_PATH: Final = "/pws/ovo_direct"

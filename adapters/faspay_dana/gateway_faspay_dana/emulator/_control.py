@@ -160,6 +160,39 @@ class EmulatorControl:
         ]
         return result
 
+    # --- simulated payers (channels reference §14) ---------------------------------------------
+
+    def transfer(self, va_number: str, **options: Any) -> dict[str, Any]:
+        """A bank transfer to a VA (``amount`` in hundredths, ``bank_ref``, ``bank``)."""
+        result: dict[str, Any] = self._call("POST", f"va/{va_number}/transfer", options)
+        return result
+
+    def retail_pay(self, payment_code: str, **options: Any) -> dict[str, Any]:
+        """Cash at a store counter for a payment code (``store``, ``amount``, ``receipt``)."""
+        result: dict[str, Any] = self._call("POST", f"retail/{payment_code}/pay", options)
+        return result
+
+    def qr_scan(self, trx_id: str, **options: Any) -> dict[str, Any]:
+        """A QRIS app scans the QR (``issuer``, ``outcome`` success|fail|opened)."""
+        result: dict[str, Any] = self._call("POST", f"qr/{trx_id}/scan", options)
+        return result
+
+    def ovo_respond(self, trx_id: str, action: str) -> dict[str, Any]:
+        """The payer's decision on an OVO push: approve, decline, timeout, not_registered."""
+        result: dict[str, Any] = self._call("POST", f"ovo/{trx_id}/respond", {"action": action})
+        return result
+
+    def simulate_payment(self, **params: Any) -> dict[str, Any]:
+        """Faspay's web simulator: ``bill_no``/``trx_id``/``va_number``/``payment_code``,
+        ``merchant_id``, ``amount``, ``outcome`` (success|fail)."""
+        result: dict[str, Any] = self._call("POST", "pay", params)
+        return result
+
+    def channels(self) -> list[dict[str, Any]]:
+        """The emulator's channel registry."""
+        result: list[dict[str, Any]] = self._call("GET", "channels")["channels"]
+        return result
+
     # --- clock, faults, logs ------------------------------------------------------------------
 
     def now(self) -> str:

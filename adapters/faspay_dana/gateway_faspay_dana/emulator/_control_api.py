@@ -16,8 +16,10 @@ from urllib.parse import parse_qs
 from wsgiref.types import WSGIEnvironment
 
 from gateway_faspay_dana.emulator import _codes as codes
+from gateway_faspay_dana.emulator._channels import CHANNELS
 from gateway_faspay_dana.emulator._errors import EmulatorError, UnknownBill
 from gateway_faspay_dana.emulator._model import Merchant
+from gateway_faspay_dana.emulator._payers import PaymentRefused
 from gateway_faspay_dana.emulator._reply import (
     Reply,
     base_url,
@@ -59,6 +61,16 @@ class ControlApi:
             "base_url": base,
             "control_api": f"{base}/_emulator/",
             "endpoints": {name: base + path for path, name in codes.API_PATHS.items()},
+            "xml_endpoints": {
+                name: f"{base}/pws/{function}/{_xml_stage(self._app.stage)}"
+                for function, name in (
+                    ("100001", "channel_inquiry"),
+                    ("300011", "create"),
+                    ("100004", "inquiry"),
+                    ("100005", "cancel"),
+                )
+            },
+            "ovo_direct": base + codes.OVO_DIRECT_PATH,
             "merchants": [m.to_dict() for m in self._app.merchants.values()],
             "now": self._app.clock.wall(),
         }
@@ -76,6 +88,8 @@ class ControlApi:
             query = {k: v[0] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
             parts = [p for p in path.split("/") if p][1:]
             return json_reply(200, self._route(method, parts, body, query, environ))
+        except PaymentRefused as exc:
+            return json_reply(exc.http_status, {"error": str(exc), "reason": exc.reason})
         except EmulatorError as exc:
             return json_reply(exc.http_status, {"error": str(exc)})
         except (ValueError, TypeError, KeyError) as exc:
@@ -122,6 +136,11 @@ class ControlApi:
             return {"reset": True}
         if parts == ["wait"] and method == "POST":
             return {"idle": app.wait_for_deliveries(float(params.get("timeout", 10.0)))}
+        payer = self._payer(method, parts, params)
+        if payer is not None:
+            return payer
+        if parts == ["channels"] and method == "GET":
+            return {"channels": [c.to_dict() for c in CHANNELS.values()]}
         if parts == ["merchants"] and method == "GET":
             return {"merchants": [m.to_dict() for m in app.merchants.values()]}
         if parts == ["merchants"] and method == "POST":
@@ -131,6 +150,37 @@ class ControlApi:
         raise EmulatorError(
             f"no control route {method} /_emulator/{'/'.join(parts)}", http_status=404
         )
+
+    def _payer(self, method: str, parts: list[str], params: dict[str, Any]) -> Any:
+        """The simulated payers' routes (None when ``parts`` is not one of them)."""
+        payers = self._app.payers
+        if method == "POST" and parts == ["pay"]:
+            return payers.simulate(params)
+        if method != "POST" or len(parts) != 3:
+            return None
+        kind, ref, verb = parts
+        text = {k: str(v) for k, v in params.items() if v is not None and v != ""}
+        if (kind, verb) == ("va", "transfer"):
+            return payers.transfer(
+                ref,
+                amount=text.get("amount"),
+                bank_ref=text.get("bank_ref"),
+                bank=text.get("bank", ""),
+            )
+        if (kind, verb) == ("retail", "pay"):
+            return payers.retail_pay(
+                ref,
+                amount=text.get("amount"),
+                store=text.get("store", ""),
+                receipt=text.get("receipt"),
+            )
+        if (kind, verb) == ("qr", "scan"):
+            return payers.qr_scan(
+                ref, issuer=text.get("issuer", ""), outcome=text.get("outcome", "success")
+            )
+        if (kind, verb) == ("ovo", "respond"):
+            return payers.ovo_respond(ref, text.get("action", ""))
+        return None
 
     def _bill(self, bill_no: str, params: dict[str, Any]) -> Any:
         try:
@@ -182,6 +232,11 @@ class ControlApi:
                 raise EmulatorError("a fault needs 'endpoint' and 'fault'")
             added.append(self._app.add_fault(endpoint, kind, count, **spec))
         return {"added": added, "faults": self._app.faults()}
+
+
+def _xml_stage(redirect_stage: str) -> str:
+    """The XML API's stage segment for the redirect stage in use (§9.1; any is accepted)."""
+    return "183xx00010100000" if redirect_stage == codes.SANDBOX_STAGE else "383xx00010100000"
 
 
 def _merchant_fields(body: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """Scripted faults: per endpoint, a FIFO of behaviours for the next N requests/notifications.
 
-Endpoint faults (``endpoint`` one of ``channel_inquiry``, ``create``, ``inquiry``, ``cancel``,
-``redirect``, ``complete`` or ``"*"`` for any of them):
+Endpoint faults (``endpoint`` one of ``channel_inquiry``, ``create``, ``inquiry``, ``cancel``
+— each for its JSON and XML route —, ``redirect``, ``complete``, ``ovo_direct`` or ``"*"`` for
+any of them):
 
 =========================  ======================================================  ===========
 fault                      behaviour                                               processed?

@@ -15,8 +15,9 @@ from xml.sax.saxutils import escape
 import defusedxml.ElementTree as SafeET
 
 from gateway_faspay_dana._signature import sign
+from gateway_faspay_dana.emulator._channels import channel_name
 from gateway_faspay_dana.emulator._clock import FASPAY_DATETIME, JAKARTA
-from gateway_faspay_dana.emulator._codes import CHANNEL_NAMES, DANA, status_desc
+from gateway_faspay_dana.emulator._codes import DANA, status_desc
 from gateway_faspay_dana.emulator._model import Merchant
 
 #: Field order of the notification (D6 samples).
@@ -37,8 +38,25 @@ NOTIFICATION_FIELDS = (
     "signature",
 )
 
-#: Field order of the return URL query (D7 example).
+#: Field order of the return URL query: the D7 example's order, with the D7 table's
+#: ``bill_reff``, ``payment_reff`` and ``payment_date`` added (channels reference §10).
 RETURN_FIELDS = (
+    "trx_id",
+    "merchant_id",
+    "merchant",
+    "bill_no",
+    "bill_ref",
+    "bill_reff",
+    "bill_total",
+    "payment_reff",
+    "payment_date",
+    "bank_user_name",
+    "status",
+    "signature",
+)
+
+#: The fields of the D7 example URL alone (``full=False``).
+RETURN_EXAMPLE_FIELDS = (
     "trx_id",
     "merchant_id",
     "merchant",
@@ -89,7 +107,7 @@ def notification_fields(
         "bill_total": bill_total,
         "payment_total": bill_total if payment_total is None else payment_total,
         "payment_channel_uid": channel,
-        "payment_channel": CHANNEL_NAMES.get(channel, channel),
+        "payment_channel": channel_name(channel),
         "signature": sign(*parts),
     }
     fields.update(overrides)
@@ -124,23 +142,35 @@ def return_query(
     bill_total: str,
     bill_ref: str = "",
     bank_user_name: str = "",
+    payment_reff: str = "",
+    payment_date: str = "",
+    full: bool = True,
     **overrides: str,
 ) -> dict[str, str]:
-    """The return URL query parameters in the D7 order (``bill_ref`` as in the example).
+    """The return URL query parameters (:data:`RETURN_FIELDS`; with ``full=False`` only the
+    D7 example's :data:`RETURN_EXAMPLE_FIELDS`).
 
+    Every field of the D7 table is sent: ``bill_ref`` (the example's name) and ``bill_reff``
+    (the table's) with the same value, ``payment_reff`` and ``payment_date`` (empty until
+    paid; ASSUMPTION, channels reference §10). ``request`` and ``trx_uid`` are not sent.
     ``signature = sign(user_id, password, bill_no, status)``.
     """
-    query = {
+    values = {
         "trx_id": trx_id,
         "merchant_id": merchant.merchant_id,
         "merchant": merchant.merchant_name,
         "bill_no": bill_no,
         "bill_ref": bill_ref,
+        "bill_reff": bill_ref,
         "bill_total": bill_total,
+        "payment_reff": payment_reff,
+        "payment_date": payment_date,
         "bank_user_name": bank_user_name,
         "status": status,
         "signature": sign(merchant.user_id, merchant.password, bill_no, status),
     }
+    keys = RETURN_FIELDS if full else RETURN_EXAMPLE_FIELDS
+    query = {key: values[key] for key in keys}
     query.update(overrides)
     return query
 

@@ -6,6 +6,7 @@ import dataclasses
 from datetime import datetime
 from typing import Any, Literal
 
+from gateway_faspay_dana.emulator._channels import ALL_CODES, Channel, channel
 from gateway_faspay_dana.emulator._codes import DANA, OPEN_STATUSES, UNPROCESSED
 
 NotificationFormat = Literal["json", "xml"]
@@ -21,6 +22,9 @@ class Merchant:
     ``user_id`` defaults to ``"bot" + merchant_id`` (§3.1); it is used only inside signatures.
     ``notification_url`` and ``return_url`` are registered settings, not request fields; an
     empty ``notification_url`` means notifications are recorded but not sent.
+    ``notification_format`` defaults to ``"xml"``, what Faspay's own SDK and plugins parse
+    (DANA ref §10.1); ``"json"`` is the other Merchant Page choice. ``channels`` is the enabled
+    set channel inquiry returns; ``("all",)`` enables every channel the emulator models.
     """
 
     merchant_id: str
@@ -28,7 +32,7 @@ class Merchant:
     user_id: str = ""
     password: str = dataclasses.field(default=SANDBOX_PASSWORD, repr=False)
     notification_url: str = ""
-    notification_format: NotificationFormat = "json"
+    notification_format: NotificationFormat = "xml"
     return_url: str = ""
     channels: tuple[str, ...] = (DANA,)
 
@@ -39,7 +43,10 @@ class Merchant:
             object.__setattr__(self, "user_id", "bot" + self.merchant_id)
         if self.notification_format not in ("json", "xml"):
             raise ValueError("notification_format must be 'json' or 'xml'")
-        object.__setattr__(self, "channels", tuple(str(c) for c in self.channels))
+        codes = tuple(str(c) for c in self.channels)
+        if "all" in codes:
+            codes = tuple(dict.fromkeys((*(c for c in codes if c != "all"), *ALL_CODES)))
+        object.__setattr__(self, "channels", codes)
 
     def to_dict(self, *, show_password: bool = False) -> dict[str, Any]:
         """Plain data (the password masked unless ``show_password``)."""
@@ -96,6 +103,29 @@ class Bill:
     bank_user_name: str = ""
     redirect_url: str = ""
     history: list[dict[str, str]] = dataclasses.field(default_factory=list)
+    payment_total: int | None = None
+    """What the payer actually paid (hundredths); ``None`` until paid (then ``bill_total``
+    unless an amount mismatch was accepted)."""
+    payer: str = ""
+    """Who paid: the bank, store or QRIS issuer named by the simulated payer."""
+    qr_content: str = ""
+    ovo_number: str = dataclasses.field(default="", repr=False)
+    ovo_push_deadline: datetime | None = None
+    """While an OVO push waits for the payer: when its window closes (emulator time)."""
+    ovo_refuse_next: bool = False
+    """Scripted: the next OVO push for this bill is refused as not registered (``18``)."""
+    leniencies: list[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def spec(self) -> Channel | None:
+        """The registry entry of the bill's channel."""
+        return channel(self.channel)
+
+    @property
+    def family(self) -> str:
+        """The bill's channel family (``dana`` for unmodelled codes)."""
+        spec = self.spec
+        return spec.family if spec is not None else "dana"
 
     @property
     def open(self) -> bool:
@@ -106,3 +136,8 @@ class Bill:
     def total_text(self) -> str:
         """``bill_total`` as the digit-only hundredths string Faspay echoes."""
         return str(self.bill_total)
+
+    @property
+    def paid_text(self) -> str:
+        """``payment_total`` as text (``bill_total`` when nothing else was paid)."""
+        return str(self.bill_total if self.payment_total is None else self.payment_total)

@@ -54,10 +54,14 @@ def _form(action_url: str, bill: Bill, action: str, label: str, extra: str = "")
     )
 
 
-def payment_page(bill: Bill, action_url: str, *, language: str = "en") -> bytes:
-    """The DANA page for ``bill``: pay, fail or abandon (or only go back when not payable)."""
+def payment_page(
+    bill: Bill, action_url: str, *, language: str = "en", title: str = "DANA"
+) -> bytes:
+    """The wallet page for ``bill`` (DANA, or a redirect wallet's ``title``): pay, fail or
+    abandon (or only go back when not payable)."""
     summary = (
-        "<h1>DANA</h1><p>Faspay DANA emulator &mdash; sandbox, no real money.</p>"
+        f"<h1 id='channel-title'>{escape(title)}</h1>"
+        f"<p>Faspay {escape(title)} emulator &mdash; sandbox, no real money.</p>"
         f"<p>Merchant: <span id='merchant'>{escape(bill.merchant_name)}</span></p>"
         f"<p>Bill: <span id='bill-no'>{escape(bill.bill_no)}</span> "
         f"(trx <span id='trx-id'>{escape(bill.trx_id)}</span>)</p>"
@@ -70,18 +74,19 @@ def payment_page(bill: Bill, action_url: str, *, language: str = "en") -> bytes:
             f"{escape(status_desc(bill.status, language))}</p>"
         )
         back = _form(action_url, bill, "abandon", "Back to merchant")
-        return _document("DANA - " + bill.bill_no, summary + status + back)
+        return _document(f"{title} - {bill.bill_no}", summary + status + back)
     name_field = (
-        "<label>DANA account name <input type='text' id='bank-user-name' "
+        f"<label>{escape(title)} account name <input type='text' id='bank-user-name' "
         f"name='bank_user_name' value='{escape(bill.cust_name, quote=True)}'></label><br>"
     )
     forms = (
         _form(action_url, bill, "pay", "Pay", name_field)
         + _form(action_url, bill, "fail", "Fail payment")
         + _form(action_url, bill, "abandon", "Cancel and go back")
-        + "<p><small>Sandbox test account: phone 0817345545, PIN 123321.</small></p>"
     )
-    return _document("DANA - " + bill.bill_no, summary + forms)
+    if title == "DANA":
+        forms += "<p><small>Sandbox test account: phone 0817345545, PIN 123321.</small></p>"
+    return _document(f"{title} - {bill.bill_no}", summary + forms)
 
 
 def message_page(title: str, message: str) -> bytes:

@@ -28,7 +28,17 @@ _MAX_BODY = 1024 * 1024
 class Reply:
     """An HTTP reply plus what the request log records about it."""
 
-    __slots__ = ("bill_no", "body", "code", "detail", "headers", "merchant_id", "status")
+    __slots__ = (
+        "bill_no",
+        "body",
+        "code",
+        "data",
+        "detail",
+        "headers",
+        "leniencies",
+        "merchant_id",
+        "status",
+    )
 
     def __init__(
         self,
@@ -41,6 +51,8 @@ class Reply:
         bill_no: str | None = None,
         merchant_id: str | None = None,
         headers: list[tuple[str, str]] | None = None,
+        data: Any = None,
+        leniencies: tuple[str, ...] = (),
     ) -> None:
         self.status = status
         self.body = body
@@ -49,11 +61,15 @@ class Reply:
         self.detail = detail
         self.bill_no = bill_no
         self.merchant_id = merchant_id
+        self.data = data
+        """The answer as a dict before serialisation (so the XML twin can render it)."""
+        self.leniencies = leniencies
+        """Documented limits the request broke but the emulator accepted (request log)."""
 
 
 def json_reply(status: int, value: Any, **kwargs: Any) -> Reply:
     """A JSON reply (keyword arguments as for :class:`Reply`)."""
-    return Reply(status, json.dumps(value).encode("utf-8"), **kwargs)
+    return Reply(status, json.dumps(value).encode("utf-8"), data=value, **kwargs)
 
 
 def status_line(status: int) -> str:

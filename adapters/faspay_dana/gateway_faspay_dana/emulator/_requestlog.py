@@ -1,4 +1,9 @@
-"""The log of API requests the emulator received (bounded), with counts per endpoint."""
+"""The log of API requests the emulator received (bounded), with counts per endpoint.
+
+Each entry records the wire format (``json`` or ``xml``) and the ``leniencies`` applied: every
+documented limit the request broke that the emulator accepted anyway (lenient mode), so a
+developer sees what real Faspay might refuse.
+"""
 
 from __future__ import annotations
 
@@ -35,8 +40,10 @@ class RequestLog:
         merchant_id: str | None = None,
         bill_no: str | None = None,
         detail: str = "",
+        leniencies: tuple[str, ...] = (),
+        wire_format: str = "json",
     ) -> None:
-        """Add an entry."""
+        """Add an entry (``leniencies``: documented limits broken but accepted)."""
         with self._lock:
             self._entries.append(
                 {
@@ -53,6 +60,8 @@ class RequestLog:
                     "merchant_id": merchant_id,
                     "bill_no": bill_no,
                     "detail": detail,
+                    "format": wire_format,
+                    "leniencies": list(leniencies),
                 }
             )
             self._counts[endpoint] = self._counts.get(endpoint, 0) + 1

@@ -16,6 +16,7 @@ from gateway_faspay_dana.emulator import _codes as codes
 DuplicateMode = Literal["return_existing", "reject", "new_bill"]
 MalformedMode = Literal["format_error", "response_error", "http_400"]
 Language = Literal["en", "id"]
+OvoPushMode = Literal["immediate", "blocking"]
 
 T = TypeVar("T")
 
@@ -33,6 +34,15 @@ class Settings:
     public_url: str | None = None
     notify_statuses: frozenset[str] = frozenset({"2", "3", "4", "7", "8"})
     control_api: bool = True
+    strict: bool = False
+    """Documented length limits refuse (``30``); off: accepted and logged (the sandbox)."""
+    accept_amount_mismatch: bool = False
+    """ASSUMPTION closed-amount VAs/retail codes: a payment of another amount is refused."""
+    ovo_push_mode: OvoPushMode = "immediate"
+    """``immediate``: the push call answers ``00`` at once; ``blocking``: it waits for the
+    payer's decision or the window (the real behaviour is unknown, §4.2)."""
+    ovo_push_window: float = 60.0
+    """ASSUMPTION: seconds (emulator time) an OVO push waits before failing with a timeout."""
 
     @classmethod
     def from_options(
@@ -47,6 +57,10 @@ class Settings:
         public_url: str | None,
         notify_statuses: Iterable[str],
         control_api: bool,
+        strict: bool = False,
+        accept_amount_mismatch: bool = False,
+        ovo_push_mode: OvoPushMode = "immediate",
+        ovo_push_window: float = 60.0,
     ) -> Settings:
         """Validate :class:`EmulatorApp`'s constructor options (``ValueError`` if invalid)."""
         if duplicate_bill_no not in ("return_existing", "reject", "new_bill"):
@@ -57,6 +71,10 @@ class Settings:
             raise ValueError("language must be 'en' or 'id'")
         if redirect_stage not in ("sandbox", "production"):
             raise ValueError("redirect_stage must be 'sandbox' or 'production'")
+        if ovo_push_mode not in ("immediate", "blocking"):
+            raise ValueError("ovo_push_mode must be 'immediate' or 'blocking'")
+        if ovo_push_window < 0:
+            raise ValueError("ovo_push_window must be >= 0")
         return cls(
             duplicate_bill_no=duplicate_bill_no,
             duplicate_bill_no_code=duplicate_bill_no_code,
@@ -67,6 +85,10 @@ class Settings:
             public_url=public_url.rstrip("/") if public_url else None,
             notify_statuses=frozenset(str(s) for s in notify_statuses),
             control_api=control_api,
+            strict=bool(strict),
+            accept_amount_mismatch=bool(accept_amount_mismatch),
+            ovo_push_mode=ovo_push_mode,
+            ovo_push_window=float(ovo_push_window),
         )
 
 

@@ -13,11 +13,12 @@ import heapq
 import itertools
 import threading
 from collections.abc import Callable, Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
 from gateway_faspay_dana.emulator import _codes as codes
+from gateway_faspay_dana.emulator._channels import channel as channel_spec
 from gateway_faspay_dana.emulator._clock import EmulatorClock
 from gateway_faspay_dana.emulator._errors import EmulatorError, TransitionNotAllowed, UnknownBill
 from gateway_faspay_dana.emulator._model import Bill, Merchant
@@ -100,6 +101,7 @@ class BillStore:
         self._by_bill_no: dict[tuple[str, str], list[str]] = {}
         self._create_counts: dict[tuple[str, str], int] = {}
         self._expiry: list[tuple[datetime, str]] = []
+        self._pushes: dict[str, Bill] = {}
         self.clock.subscribe(self.tick)
 
     def close(self) -> None:
@@ -113,6 +115,7 @@ class BillStore:
             self._by_bill_no.clear()
             self._create_counts.clear()
             self._expiry.clear()
+            self._pushes.clear()
 
     # --- building blocks (caller holds the lock) ----------------------------------------------
 
@@ -133,7 +136,11 @@ class BillStore:
         query (caller holds the lock)."""
         seq = next(self._seq)
         merchant = request.merchant
-        trx_id = f"{merchant.merchant_id}{request.channel}{seq:08d}"
+        spec = channel_spec(request.channel)
+        if spec is not None:
+            trx_id = spec.trx_id(merchant.merchant_id, seq)
+        else:  # pragma: no cover - validation only lets modelled channels through
+            trx_id = f"{merchant.merchant_id}{request.channel}{seq:08d}"
         query = urlencode(
             [
                 ("trx_id", trx_id),
@@ -166,6 +173,7 @@ class BillStore:
             created_at=now,
             redirect_url=f"{page_url}?{query}",
             status_changed_at=now,
+            leniencies=list(request.leniencies),
         )
         bill.history.append(
             {"at": self.clock.format(now), "from": "", "to": codes.UNPROCESSED, "by": "create"}
@@ -187,11 +195,35 @@ class BillStore:
         if status in self._settings.notify_statuses:
             self._announce(bill, status, "original")
 
-    def pay(self, bill: Bill, by: str, payment_reff: str | None = None) -> None:
-        """Mark ``bill`` paid now, with a new ``payment_reff`` (caller holds the lock)."""
+    def pay(
+        self,
+        bill: Bill,
+        by: str,
+        payment_reff: str | None = None,
+        *,
+        amount: int | None = None,
+        payer: str = "",
+    ) -> None:
+        """Mark ``bill`` paid now, with a new ``payment_reff`` (caller holds the lock).
+
+        ``payment_reff`` per family (§14.1): bank reference digits for VAs (11 digits, like
+        the C19 sandbox CIMB sample), alphanumeric for wallets, QRIS and retail (ASSUMPTION).
+        """
         now = self.clock.now()
-        bill.payment_reff = payment_reff or f"{now:%Y%m%d}{next(self._reff_seq):08d}"
+        number = next(self._reff_seq)
+        if bill.family == "virtual_account":
+            generated = f"{now:%y%m%d}{number:05d}"
+        elif bill.family == "retail":
+            generated = f"RCPT{now:%y%m%d}{number:06d}"
+        elif bill.family == "qris":
+            generated = f"QR{now:%y%m%d}{number:08d}"
+        else:
+            generated = f"{now:%Y%m%d}{number:08d}"
+        bill.payment_reff = payment_reff or generated
         bill.payment_date = now
+        bill.payment_total = amount
+        bill.payer = payer or bill.payer
+        bill.ovo_push_deadline = None
         if not bill.bank_user_name:
             bill.bank_user_name = bill.cust_name
         self.transition(bill, codes.PAID, by)
@@ -211,9 +243,28 @@ class BillStore:
             _, trx_id = heapq.heappop(self._expiry)
             bill = self._bills.get(trx_id)
             if bill is not None and bill.open:
+                bill.ovo_push_deadline = None
                 self.transition(bill, codes.EXPIRED, "clock (bill_expired reached)")
                 expired.append(bill.bill_no)
+        for bill in list(self._pushes.values()):
+            deadline = bill.ovo_push_deadline
+            if deadline is None or not bill.open:
+                self._pushes.pop(bill.trx_id, None)
+            elif deadline <= now:
+                self._pushes.pop(bill.trx_id, None)
+                bill.ovo_push_deadline = None
+                self.transition(bill, codes.FAILED, "OVO push window elapsed (timeout)")
         return expired
+
+    def await_push(self, bill: Bill, window: float) -> None:
+        """An OVO push went out for ``bill``: it fails when ``window`` seconds of emulator
+        time pass without a decision (caller holds the lock)."""
+        bill.ovo_push_deadline = self.clock.now() + timedelta(seconds=window)
+        self._pushes[bill.trx_id] = bill
+
+    def by_trx_id(self, trx_id: str) -> Bill | None:
+        """The bill with ``trx_id`` (caller holds the lock)."""
+        return self._bills.get(str(trx_id))
 
     def find(self, bill_no: str, merchant_id: str | None, trx_id: str | None) -> Bill:
         """The bill ``trx_id``, or the latest with ``bill_no`` (caller holds the lock)."""
@@ -294,6 +345,7 @@ class BillStore:
                 "trx_id": bill.trx_id,
                 "trx_ids": list(self._by_bill_no.get(key, [])),
                 "channel": bill.channel,
+                "family": bill.family,
                 "status": bill.status,
                 "status_desc": codes.status_desc(bill.status, self._settings.language),
                 "bill_total": bill.total_text,
@@ -310,6 +362,11 @@ class BillStore:
                 "items": [dict(i) for i in bill.items],
                 "payment_reff": bill.payment_reff,
                 "payment_date": fmt(bill.payment_date),
+                "payment_total": None if bill.payment_total is None else str(bill.payment_total),
+                "payer": bill.payer,
+                "qr_content": bill.qr_content,
+                "ovo_push_deadline": fmt(bill.ovo_push_deadline),
+                "leniencies": list(bill.leniencies),
                 "cancel_reason": bill.cancel_reason,
                 "cancel_date": fmt(bill.cancel_date),
                 "bank_user_name": bill.bank_user_name,

@@ -4,6 +4,16 @@ Tolerances (§14/§15): any ``Content-Type``; values as JSON strings or integers
 object or an array; ``pay_type``/``payment_plan`` as ``1`` or ``01``; unknown fields ignored;
 ``request`` text never validated (it may be empty, as the official PHP SDK sends it).
 
+Lengths (§6.1) are checked the way the live sandbox is known to: leniently. A third-party
+client's test suite, written against the sandbox, posts a 36-character ``cust_no`` (documented
+limit 32) and gets ``00``, so by default a text field over its documented length is accepted
+and the leniency is recorded (``leniencies`` of the request, copied into the request log and
+the bill record) so a developer sees what real Faspay might refuse. With ``strict`` the
+documented limits apply (``30`` Format Error). ASSUMPTION: the sandbox is lenient for every
+text length, not only ``cust_no``. ``bill_no`` keeps its 32-character pattern in both modes
+(it is signed and echoed in URLs). QRIS 836 accepts empty ``msisdn``/``email`` in both modes
+(the Paydia docs sample leaves them empty, channels reference §5.2), also recorded.
+
 Amounts are digit-only strings (or JSON integers) in hundredths of a rupiah, at most 15 digits.
 The legacy ``"8000.00"`` form (C6, C2) is tolerated only with exactly two decimals and is read as
 rupiah with sen, i.e. normalised to hundredths by dropping the dot (``"8000.00"`` → ``800000``).
@@ -21,6 +31,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from gateway_faspay_dana._signature import matches
+from gateway_faspay_dana.emulator._channels import channel as channel_spec
 from gateway_faspay_dana.emulator._codes import (
     FORMAT_ERROR,
     INVALID_AMOUNT,
@@ -31,6 +42,9 @@ from gateway_faspay_dana.emulator._codes import (
 from gateway_faspay_dana.emulator._model import Merchant
 
 MAX_EXPIRY = timedelta(days=30)
+
+#: QRIS channels whose docs sample sends empty ``msisdn`` and ``email`` (§5.2).
+_CONTACT_OPTIONAL = frozenset({"836"})
 
 _DIGITS = re.compile(r"[0-9]+")
 _AMOUNT = re.compile(r"([0-9]{1,15})(?:\.([0-9]{2}))?")
@@ -94,10 +108,15 @@ def required(body: Mapping[str, Any], key: str) -> str:
     return value
 
 
-def check_length(key: str, value: str, limit: int) -> None:
-    """``30`` when ``value`` is longer than the documented length."""
+def check_length(
+    key: str, value: str, limit: int, *, strict: bool = True, notes: list[str] | None = None
+) -> None:
+    """``30`` when ``value`` is longer than the documented length (``strict``); otherwise the
+    leniency is appended to ``notes``."""
     if len(value) > limit:
-        raise Rejected(FORMAT_ERROR, f"{key} longer than {limit}")
+        if strict or notes is None:
+            raise Rejected(FORMAT_ERROR, f"{key} longer than {limit}")
+        notes.append(f"{key} is {len(value)} characters, documented limit {limit}: accepted")
 
 
 def check_digits(key: str, value: str, limit: int) -> None:
@@ -226,6 +245,7 @@ class CreateRequest:
     items: list[dict[str, str]]
     item_was_object: bool
     signature: str = dataclasses.field(repr=False)
+    leniencies: tuple[str, ...] = ()
 
 
 def validate_create(
@@ -233,22 +253,34 @@ def validate_create(
     merchant: Merchant,
     bill_no: str,
     parse_datetime: Callable[[str], datetime],
+    *,
+    strict: bool = False,
 ) -> CreateRequest:
     """Validate a Post Data Transaction whose merchant and signature were already checked."""
-    values = {key: required(body, key) for key in _CREATE_MANDATORY}
+    notes: list[str] = []
+    raw_channel = scalar(body, "payment_channel")
+    optional_contact = raw_channel in _CONTACT_OPTIONAL
+    values: dict[str, str] = {}
+    for key in _CREATE_MANDATORY:
+        if optional_contact and key in ("msisdn", "email") and scalar(body, key) is None:
+            notes.append(f"{key} empty for channel {raw_channel}: accepted (docs sample, §5.2)")
+            values[key] = ""
+            continue
+        values[key] = required(body, key)
     if body.get("item") in (None, "", [], {}):
         raise Rejected(MANDATORY, "item is mandatory")
     amount(body, "bill_total", mandatory=True)  # 83 before any format check
     for key, limit in _CREATE_LENGTHS.items():
         value = scalar(body, key)
         if value is not None:
-            check_length(key, value, limit)
+            check_length(key, value, limit, strict=strict or key == "signature", notes=notes)
     if not _BILL_NO.fullmatch(bill_no):
         raise Rejected(FORMAT_ERROR, "bill_no must be 1..32 of [A-Za-z0-9._-]")
     check_digits("payment_channel", values["payment_channel"], 32)
     check_digits("terminal", values["terminal"], 16)
-    check_digits("msisdn", values["msisdn"], 64)
-    if not _EMAIL.fullmatch(values["email"]):
+    if values["msisdn"]:
+        check_digits("msisdn", values["msisdn"], 64)
+    if values["email"] and not _EMAIL.fullmatch(values["email"]):
         raise Rejected(FORMAT_ERROR, "email is not an address")
     pay_type = values["pay_type"]
     if pay_type not in ("1", "01"):
@@ -259,7 +291,9 @@ def validate_create(
     bill_expired = _datetime("bill_expired", values["bill_expired"], parse_datetime)
     if bill_expired <= bill_date:
         raise Rejected(FORMAT_ERROR, "bill_expired must be after bill_date")
-    if bill_expired - bill_date > MAX_EXPIRY:
+    spec = channel_spec(values["payment_channel"])
+    max_expiry = spec.max_expiry if spec is not None else MAX_EXPIRY
+    if bill_expired - bill_date > max_expiry:
         raise Rejected(FORMAT_ERROR, "bill_expired is more than 30 days after bill_date")
     total = amount(body, "bill_total", mandatory=True)
     assert total is not None
@@ -268,10 +302,12 @@ def validate_create(
     gross = amount(body, "bill_gross", mandatory=False)
     tax = amount(body, "bill_tax", mandatory=False)
     miscfee = amount(body, "bill_miscfee", mandatory=False)
-    items, was_object = _items(body["item"])
+    items, was_object = _items(body["item"], strict=strict, notes=notes)
     channel = values["payment_channel"]
     if channel not in merchant.channels:
         raise Rejected(NOT_SUPPORTED, f"channel {channel} not enabled", wrapper=True)
+    if spec is None:
+        raise Rejected(NOT_SUPPORTED, f"channel {channel} not modelled", wrapper=True)
     signature = scalar(body, "signature")
     assert signature is not None
     return CreateRequest(
@@ -294,6 +330,7 @@ def validate_create(
         items=items,
         item_was_object=was_object,
         signature=signature,
+        leniencies=tuple(notes),
     )
 
 
@@ -306,7 +343,7 @@ def _datetime(key: str, value: str, parse: Callable[[str], datetime]) -> datetim
         raise Rejected(FORMAT_ERROR, f"{key} is not a valid date") from None
 
 
-def _items(raw: object) -> tuple[list[dict[str, str]], bool]:
+def _items(raw: object, *, strict: bool, notes: list[str]) -> tuple[list[dict[str, str]], bool]:
     was_object = isinstance(raw, dict)
     entries = [raw] if was_object else raw
     if not isinstance(entries, list) or not entries:
@@ -326,7 +363,7 @@ def _items(raw: object) -> tuple[list[dict[str, str]], bool]:
             item[key] = value
         price = amount(entry, "amount", mandatory=True)
         item["amount"] = str(price)
-        check_length("item.product", item["product"], 50)
+        check_length("item.product", item["product"], 50, strict=strict, notes=notes)
         check_digits("item.qty", item["qty"], 32)
         if int(item["qty"]) <= 0:
             raise Rejected(FORMAT_ERROR, "item.qty must be positive")
@@ -355,18 +392,27 @@ class BillReference:
     trx_id: str
     bill_no: str
     reason: str = ""
+    leniencies: tuple[str, ...] = ()
 
 
 def validate_reference(
-    body: Mapping[str, Any], merchant: Merchant, bill_no: str, *, cancel: bool
+    body: Mapping[str, Any],
+    merchant: Merchant,
+    bill_no: str,
+    *,
+    cancel: bool,
+    strict: bool = False,
 ) -> BillReference:
     """Validate an Inquiry Payment Status or Cancel Transaction request."""
+    notes: list[str] = []
     trx_id = required(body, "trx_id")
     reason = required(body, "payment_cancel") if cancel else ""
     check_digits("trx_id", trx_id, 16)
     check_length("bill_no", bill_no, 32)
-    check_length("payment_cancel", reason, 50)
+    check_length("payment_cancel", reason, 50, strict=strict, notes=notes)
     request_text = scalar(body, "request")
     if request_text is not None:
-        check_length("request", request_text, 50)
-    return BillReference(merchant=merchant, trx_id=trx_id, bill_no=bill_no, reason=reason)
+        check_length("request", request_text, 50, strict=strict, notes=notes)
+    return BillReference(
+        merchant=merchant, trx_id=trx_id, bill_no=bill_no, reason=reason, leniencies=tuple(notes)
+    )

@@ -10,7 +10,13 @@ Fixtures (all function-scoped, fresh state per test, threads and sockets cleaned
     a started :class:`EmulatorServer` (``.url``, ``.app`` for the Python control API) with one
     merchant; notification attempts 0.05 s apart.
 ``faspay_emulator_merchant`` / ``faspay_emulator_options``
-    override points: the :class:`Merchant` and the :class:`EmulatorApp` keyword arguments.
+    override points: the :class:`Merchant` and the :class:`EmulatorApp` keyword arguments
+    (``language``, ``strict``, ``accept_amount_mismatch``, ``ovo_push_mode``,
+    ``ovo_push_window``, ...).
+``faspay_emulator_notification_format`` / ``faspay_emulator_channels``
+    override points used by the default merchant: the notification format (``"xml"``, what
+    Faspay's own SDK parses; override with ``"json"``) and the enabled channels (``("819",)``;
+    ``("all",)`` enables every modelled channel).
     Set ``notification_url``/``return_url`` here, or later with
     ``faspay_emulator.app.configure_merchant(merchant_id, notification_url=...)``.
 ``faspay_emulator_control``
@@ -47,11 +53,31 @@ if TYPE_CHECKING:
 
 
 @pytest.fixture
-def faspay_emulator_merchant() -> Merchant:
+def faspay_emulator_notification_format() -> str:
+    """The default merchant's notification format (override with ``"json"``)."""
+    return "xml"
+
+
+@pytest.fixture
+def faspay_emulator_channels() -> tuple[str, ...]:
+    """The default merchant's enabled channels (``("all",)`` for every modelled one)."""
+    return ("819",)
+
+
+@pytest.fixture
+def faspay_emulator_merchant(
+    faspay_emulator_notification_format: str, faspay_emulator_channels: tuple[str, ...]
+) -> Merchant:
     """The emulated merchant (override this fixture to change it)."""
     from gateway_faspay_dana.emulator._model import SANDBOX_PASSWORD, Merchant
 
-    return Merchant(merchant_id="99999", merchant_name="Sophia Store", password=SANDBOX_PASSWORD)
+    return Merchant(
+        merchant_id="99999",
+        merchant_name="Sophia Store",
+        password=SANDBOX_PASSWORD,
+        notification_format=faspay_emulator_notification_format,  # type: ignore[arg-type]
+        channels=tuple(faspay_emulator_channels),
+    )
 
 
 @pytest.fixture
@@ -140,8 +166,10 @@ def _context(
     known["payment_reff"] = record.get("payment_reff", "")
     known["payment_date"] = record.get("payment_date", "")
     known["bill_ref"] = record.get("bill_reff", "") or bill_no
+    known["paid_total"] = str(record.get("payment_total") or known["bill_total"])
     known["bank_user_name"] = record.get("bank_user_name", "") or record.get("cust_name", "")
     known["merchant"] = record.get("merchant", merchant.merchant_name)
+    known["channel"] = str(record.get("channel", "") or "819")
     return merchant, known
 
 
@@ -166,6 +194,8 @@ def faspay_notification(
             "payment_reff": (known["payment_reff"] if paid else "") or "null",
             "payment_date": (known["payment_date"] if paid else "") or app.clock.wall(),
             "merchant": known["merchant"],
+            "payment_total": known["paid_total"],
+            "channel": known["channel"],
         }
         values.update(fields)
         from gateway_faspay_dana.emulator._messages import notification_body
@@ -193,7 +223,12 @@ def faspay_return_query(
 
     def build(bill_no: str, status: str = "2", **fields: Any) -> dict[str, str]:
         merchant, known = _context(app, faspay_emulator_merchant, bill_no, fields)
-        values: dict[str, Any] = {"merchant": known["merchant"]}
+        paid = str(status) in ("2", "4")
+        values: dict[str, Any] = {
+            "merchant": known["merchant"],
+            "payment_reff": known["payment_reff"] if paid else "",
+            "payment_date": known["payment_date"] if paid else "",
+        }
         values.update(fields)
         from gateway_faspay_dana.emulator._messages import return_query
 
