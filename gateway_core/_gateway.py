@@ -247,6 +247,13 @@ class Gateway(abc.ABC):
         payment. Empty (the default): one method, and ``method`` must be empty."""
         return ()
 
+    def notification_mismatch(self, payment: Payment, notification: Notification) -> str:
+        """A :class:`~gateway_core.Reason` value when a verified ``notification`` contradicts
+        what only the plugin can check about ``payment`` (e.g. it names another payment
+        method than the attempt's: ``"method_mismatch"``), else ``""``. The payment service
+        holds such a notification for review, like an amount mismatch. Default: none."""
+        return ""
+
     def default_expiry_for(self, method: str) -> timedelta | None:
         """How long a payment by ``method`` stays payable when the request sets no expiry
         (default: :attr:`default_expiry`); providers with per-method rules override it."""

@@ -132,6 +132,9 @@ class Reason(enum.StrEnum):
     MERCHANT_MISMATCH = "merchant_mismatch"
     AMOUNT_MISMATCH = "amount_mismatch"
     REFERENCE_MISMATCH = "reference_mismatch"
+    #: The notification is for another payment method than the attempt's (a plugin's check,
+    #: :meth:`Gateway.notification_mismatch`).
+    METHOD_MISMATCH = "method_mismatch"
     REFERENCE_UNCONFIRMED = "reference_unconfirmed"
     STATUS_UNCONFIRMED = "status_unconfirmed"
     PAID_TWICE = "paid_twice"

@@ -2,7 +2,8 @@
 
 ``FaspayConfig.from_settings`` reads a mapping (a TOML table) with the environment as a
 fallback (``FASPAY_MERCHANT_ID``, ``FASPAY_MERCHANT_NAME``, ``FASPAY_USER_ID``,
-``FASPAY_PASSWORD``, ``FASPAY_ENV``, ``FASPAY_BASE_URL``); values in the mapping win. Every
+``FASPAY_PASSWORD``, ``FASPAY_ENV``, ``FASPAY_BASE_URL``, ``FASPAY_CHANNELS`` (comma-separated),
+``FASPAY_OVO_FLOW``); values in the mapping win. Every
 error is a :class:`gateway_core.ConfigurationError` naming the key; the password never appears
 in an error, a log line or a ``repr``.
 """
@@ -19,6 +20,7 @@ from urllib.parse import urlsplit
 import attrs
 
 from gateway_core import ConfigurationError, SettingsReader
+from gateway_faspay_dana._channels import DEFAULT_CHANNELS, known_methods
 from gateway_faspay_dana._errors import PROVIDER
 
 SANDBOX = "sandbox"
@@ -42,7 +44,16 @@ ENV_NAMES: Mapping[str, str] = {
     "password": "FASPAY_PASSWORD",
     "environment": "FASPAY_ENV",
     "base_url": "FASPAY_BASE_URL",
+    "ovo_flow": "FASPAY_OVO_FLOW",
+    # method names separated by commas (in a settings table: a list, or the same string)
+    "channels": "FASPAY_CHANNELS",
 }
+
+#: How OVO (812) is paid: ``redirect`` to Faspay's OVO page (option a, what the official
+#: plugins do) or ``push`` from our side (option b, ``POST /pws/ovo_direct``; its answer and
+#: timing are ASSUMPTIONS, channels reference §4.2).
+OVO_REDIRECT = "redirect"
+OVO_PUSH = "push"
 
 #: Setting keys whose values are secrets.
 SECRET_SETTINGS = frozenset({"password"})
@@ -135,6 +146,28 @@ def _expiry(instance: object, attribute: attrs.Attribute[timedelta], value: time
         raise _error("bill_expiry_minutes", "must be between 1 minute and 30 days")
 
 
+def _channels(value: object) -> tuple[str, ...]:
+    """``channels`` as a tuple of known method names (a list, or a comma-separated string)."""
+    if isinstance(value, str):
+        value = [part.strip() for part in value.split(",") if part.strip()]
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise _error("channels", "must be a list of payment method names")
+    names = tuple(value)
+    if not names:
+        raise _error("channels", "must name at least one payment method")
+    known = known_methods()
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise _error(
+            "channels",
+            f"names unknown payment methods {', '.join(map(repr, unknown))}; "
+            f"known: {', '.join(known)}",
+        )
+    if len(set(names)) != len(names):
+        raise _error("channels", "names a payment method twice")
+    return names
+
+
 def _default_user_id(self: FaspayConfig) -> str:
     return "bot" + self.merchant_id
 
@@ -149,6 +182,10 @@ class FaspayConfig:
     signed without its status (the docs' XML sample, §14 #3) through; it is off by default
     because that legacy value equals the post-data signature, which every customer sees in
     their redirect URL, so anyone could forge any status with it.
+
+    ``channels`` are the enabled payment methods (names of
+    :data:`gateway_faspay_dana._channels.CHANNELS`; the first is the default method), ``dana``
+    alone unless set. ``ovo_flow`` is how OVO is paid (``redirect`` or ``push``).
     """
 
     merchant_id: str = attrs.field(validator=_merchant_id)
@@ -168,6 +205,8 @@ class FaspayConfig:
     accept_legacy_signature: bool = False
     max_notification_bytes: int = attrs.field(default=16384, validator=_non_negative_int)
     bill_expiry: timedelta = attrs.field(default=timedelta(minutes=60), validator=_expiry)
+    channels: tuple[str, ...] = attrs.field(default=DEFAULT_CHANNELS, converter=_channels)
+    ovo_flow: str = attrs.field(default=OVO_REDIRECT, validator=_choice(OVO_REDIRECT, OVO_PUSH))
 
     def __attrs_post_init__(self) -> None:
         if self.redirect_stage and re.fullmatch(r"[0-9]{16}", self.redirect_stage) is None:
@@ -192,10 +231,18 @@ class FaspayConfig:
         Keys: ``merchant_id``, ``merchant_name``, ``user_id``, ``password``, ``environment``,
         ``base_url``, ``redirect_stage``, ``notification_format``, ``connect_timeout``,
         ``read_timeout``, ``deadline``, ``max_retries``, ``accept_legacy_signature``,
-        ``max_notification_bytes``, ``bill_expiry_minutes`` (and ``provider``, ignored).
-        Unknown keys are rejected.
+        ``max_notification_bytes``, ``bill_expiry_minutes``, ``channels`` (a list, or in
+        ``FASPAY_CHANNELS`` a comma-separated string), ``ovo_flow`` (and ``provider``,
+        ignored). Unknown keys are rejected; so are unknown channel names, with the list of
+        known ones.
         """
         env = os.environ if environ is None else environ
+        listed = settings.get("channels") if isinstance(settings, Mapping) else None
+        if isinstance(listed, list | tuple):
+            # A TOML list is read as the comma-separated form the environment uses.
+            if not all(isinstance(name, str) for name in listed):
+                raise _error("channels", "must be a list of payment method names")
+            settings = {**settings, "channels": ",".join(listed)}
         read = SettingsReader(
             settings,
             provider=PROVIDER,
@@ -227,6 +274,10 @@ class FaspayConfig:
             ),
             "bill_expiry": timedelta(
                 minutes=read.integer("bill_expiry_minutes", 60, minimum=1, maximum=43200)
+            ),
+            "channels": _channels(read.text("channels", ",".join(DEFAULT_CHANNELS))),
+            "ovo_flow": read.text(
+                "ovo_flow", OVO_REDIRECT, choices=frozenset({OVO_REDIRECT, OVO_PUSH})
             ),
         }
         read.finish()

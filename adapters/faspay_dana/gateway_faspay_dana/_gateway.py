@@ -1,4 +1,5 @@
-"""The Faspay Debit API gateway for the DANA e-wallet (channel 819).
+"""The Faspay Debit API gateway: DANA (channel 819) and the other channels of the same API
+(virtual accounts, retail, QRIS, e-wallets; :mod:`gateway_faspay_dana._channels`).
 
 Pure protocol translation: build and sign requests, parse and verify Faspay's messages, map
 codes to the core's vocabulary, build the acknowledgement Faspay expects. Network calls go
@@ -16,7 +17,9 @@ import re
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, Final, Protocol, Self, TypeVar
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
+
+import attrs
 
 from gateway_core import (
     Acknowledgement,
@@ -28,6 +31,7 @@ from gateway_core import (
     MalformedResponse,
     Notification,
     Payment,
+    PaymentInstructions,
     PaymentRequest,
     PaymentStatus,
     ProviderConfigurationError,
@@ -44,13 +48,20 @@ from gateway_core import (
     get_logger,
     register_secret,
 )
+from gateway_faspay_dana._channels import Channel, Family, by_code
 from gateway_faspay_dana._codes import (
     SUCCESS,
     provider_error,
 )
-from gateway_faspay_dana._config import FaspayConfig
+from gateway_faspay_dana._config import OVO_PUSH, FaspayConfig
 from gateway_faspay_dana._errors import PROVIDER, InvalidRequest, PayloadError
 from gateway_faspay_dana._inbound import parse_notification, parse_return, render_reply
+from gateway_faspay_dana._instructions import (
+    channel_of,
+    instructions,
+    provider_data,
+    usable_url,
+)
 from gateway_faspay_dana._messages.cancel import CancelRequest, CancelResponse
 from gateway_faspay_dana._messages.channels import (
     ChannelInquiryRequest,
@@ -58,8 +69,10 @@ from gateway_faspay_dana._messages.channels import (
     PaymentChannel,
 )
 from gateway_faspay_dana._messages.common import INBOUND_BILL_NO, TRX_ID
-from gateway_faspay_dana._messages.create import PostDataRequest, PostDataResponse
+from gateway_faspay_dana._messages.create import PostDataRequest, PostDataResponse, channel_for
 from gateway_faspay_dana._messages.inquiry import InquiryRequest, InquiryResponse
+from gateway_faspay_dana._messages.ovo import OvoPushResponse
+from gateway_faspay_dana._ovo_push import push_ovo
 from gateway_faspay_dana._references import check_reference, make_reference
 from gateway_faspay_dana._signature import bill_signature, channel_inquiry_signature
 from gateway_faspay_dana._wire import (
@@ -98,7 +111,7 @@ class _Caller(Protocol):
 
 
 class FaspayDanaGateway(Gateway):
-    """Faspay Debit API, DANA channel (``819``).
+    """Faspay Debit API: DANA (``819``) and the configured ``channels`` (payment methods).
 
     Build it with :meth:`from_config` (settings mapping + environment) or directly from a
     :class:`FaspayConfig`. ``transport`` defaults to a :class:`gateway_core.RequestsTransport`
@@ -179,15 +192,21 @@ class FaspayDanaGateway(Gateway):
     # -- outbound ----------------------------------------------------------------------------
 
     def create(self, request: PaymentRequest) -> Payment:
-        """Post the bill (``/cvr/300011/10``, not idempotent) and return it as pending, with
-        Faspay's ``trx_id`` and the redirect to DANA.
+        """Post the bill (``/cvr/300011/10``, not idempotent) on the channel of
+        ``request.method`` and return it as pending, with Faspay's ``trx_id`` and what the
+        customer is shown: the redirect (DANA and the other redirect wallets, OVO through
+        Faspay's page), or :class:`~gateway_core.PaymentInstructions` (a VA number, a retail
+        payment code, a QR, an OVO push). With ``ovo_flow = "push"`` an OVO bill is pushed
+        to the customer's OVO app right away (``/pws/ovo_direct``).
 
-        Raises :class:`InvalidRequest` before sending when the data breaks a Faspay rule.
+        Raises :class:`InvalidRequest` before sending when the data breaks a Faspay rule or
+        the channel's (a method not enabled, OVO without a phone, an expiry out of bounds).
         (The plugin's stricter reference policy, :meth:`check_reference`, is applied by the
         payment service to every reference it records; ``create`` alone accepts any bill
         number Faspay documents, such as the docs' all-digit examples.)
         """
         message = PostDataRequest.from_payment_request(request, self.config, now=self._clock())
+        channel = channel_for(request.method, self.config)
         bill_no = message.bill_no
         response = self._call(
             "create",
@@ -197,19 +216,27 @@ class FaspayDanaGateway(Gateway):
             bill_no=bill_no,
             idempotent=False,
         )
-        return Payment(
+        data = provider_data(channel, response)
+        if channel.family is Family.OVO and self.config.ovo_flow == OVO_PUSH:
+            data.update(self._push_ovo(request, response.trx_id, bill_no))
+        payment = Payment(
             provider=PROVIDER,
             merchant_reference=bill_no,
             status=PaymentStatus.PENDING,
             amount=request.amount,
             provider_reference=response.trx_id,
-            redirect=RedirectInstruction(
-                url=self._usable_redirect(response.redirect_url)
-                or self._redirect_url(response.trx_id, bill_no)
-            ),
             order_reference=request.order_reference,
             expires_at=message.bill_expired,
+            provider_data=data,
+            method=request.method,
         )
+        shown: RedirectInstruction | PaymentInstructions | None = instructions(channel, payment)
+        if shown is None:
+            shown = RedirectInstruction(
+                url=self._usable_redirect(response.redirect_url)
+                or self._redirect_url(response.trx_id, bill_no)
+            )
+        return attrs.evolve(payment, redirect=shown)
 
     def make_reference(self, order_reference: str, attempt: int) -> str:
         """``<order>-<attempt>P``: at most 32 characters, never ending in a digit (see
@@ -222,17 +249,53 @@ class FaspayDanaGateway(Gateway):
 
     def check_request(self, request: PaymentRequest) -> None:
         """Build (and discard) the post-data message: every rule ``create`` would enforce
-        before sending (currency, phone, lengths, expiry), with nothing sent."""
+        before sending (currency, phone, lengths, expiry, the channel's rules), with nothing
+        sent."""
         check_reference(request.merchant_reference)
         PostDataRequest.from_payment_request(request, self.config, now=self._clock())
 
-    def redirect(self, payment: Payment) -> RedirectInstruction:
-        """The payment's redirect, or the ``/pws/100003/<stage>/<signature>`` URL built from
-        its ``trx_id`` and ``bill_no`` (§7)."""
-        if isinstance(payment.redirect, RedirectInstruction):
+    def redirect(self, payment: Payment) -> RedirectInstruction | PaymentInstructions:
+        """What the customer is shown again (a double click, a reload), with nothing sent:
+        the instructions rebuilt from ``provider_data`` (VA number, payment code, QR, OVO
+        push), else the ``/pws/100003/<stage>/<signature>`` URL built from the payment's
+        ``trx_id`` and ``bill_no`` (§7). An OVO push is never sent twice."""
+        if isinstance(payment.redirect, RedirectInstruction | PaymentInstructions):
             return payment.redirect
         trx_id, bill_no = self._references(payment)
-        return RedirectInstruction(url=self._redirect_url(trx_id, bill_no))
+        shown = instructions(channel_of(payment), payment)
+        return shown or RedirectInstruction(url=self._redirect_url(trx_id, bill_no))
+
+    @property
+    def payment_methods(self) -> tuple[str, ...]:
+        """The enabled channels' method names (``channels``; the first is the default)."""
+        return self.config.channels
+
+    def default_expiry_for(self, method: str) -> timedelta:
+        """The channel's default lifetime (ASSUMPTION values, see
+        :mod:`gateway_faspay_dana._channels`): ``bill_expiry_minutes`` for the redirect
+        e-wallets, 1 day for VA and retail, 30 minutes for QRIS, 5 minutes for OVO."""
+        channel = (
+            channel_for(method, self.config) if method in ("", *self.payment_methods) else None
+        )
+        if channel is None:
+            return self.config.bill_expiry
+        return channel.default_expiry(self.config.bill_expiry)
+
+    def channel_mismatch(self, payment: Payment, notification: Notification) -> bool:
+        """True when ``notification`` names a channel (``payment_channel_uid``) other than the
+        one ``payment`` was created on. A notification without a channel code matches."""
+        code = notification.fields.get("payment_channel_uid", "")
+        return isinstance(code, str) and bool(code) and code != channel_of(payment).code
+
+    def notification_mismatch(self, payment: Payment, notification: Notification) -> str:
+        """``"method_mismatch"`` for a notification naming another channel than the one the
+        attempt was created on (held for review by the payment service)."""
+        return Reason.METHOD_MISMATCH.value if self.channel_mismatch(payment, notification) else ""
+
+    def channel(self, code: str) -> Channel | None:
+        """The catalogue's channel for a Faspay code, when this gateway enables it."""
+        found = by_code(code)
+        return found if found is not None and found.method in self.config.channels else None
 
     def channel_inquiry(self) -> list[PaymentChannel]:
         """The payment channels enabled for the merchant (``/cvr/100001/10``, idempotent).
@@ -252,8 +315,9 @@ class FaspayDanaGateway(Gateway):
 
     @property
     def default_expiry(self) -> timedelta:
-        """``bill_expiry`` from the configuration (60 minutes unless set)."""
-        return self.config.bill_expiry
+        """The default method's default lifetime (``bill_expiry``, 60 minutes unless set,
+        for DANA)."""
+        return self.default_expiry_for("")
 
     @property
     def default_currency(self) -> str:
@@ -399,6 +463,39 @@ class FaspayDanaGateway(Gateway):
             )
         return trx_id, bill_no
 
+    def _push_ovo(self, request: PaymentRequest, trx_id: str, bill_no: str) -> dict[str, str]:
+        """Push an OVO bill to the customer's app; see :func:`push_ovo`."""
+
+        def parse(response: HttpResponse) -> OvoPushResponse:
+            answer: OvoPushResponse = _parse_response(
+                response,
+                OvoPushResponse.from_payload,
+                operation="ovo_push",
+                bill_no=bill_no,
+                decode=OvoPushResponse.from_body,
+            )
+            return answer
+
+        def cancel() -> object:
+            unpaid = Payment(
+                provider=PROVIDER,
+                merchant_reference=bill_no,
+                status=PaymentStatus.PENDING,
+                amount=request.amount,
+                provider_reference=trx_id,
+            )
+            return self.cancel(unpaid, "OVO push refused")
+
+        return push_ovo(
+            self._client,
+            self.config,
+            trx_id=trx_id,
+            bill_no=bill_no,
+            phone=request.customer.phone,
+            parse=parse,
+            cancel=cancel,
+        )
+
     def _redirect_url(self, trx_id: str, bill_no: str) -> str:
         config = self.config
         signature = bill_signature(config.user_id, config.password, bill_no)
@@ -408,16 +505,10 @@ class FaspayDanaGateway(Gateway):
     def _usable_redirect(self, url: str) -> str:
         """Faspay's ``redirect_url`` if it is an absolute http(s) URL, else ``""`` (we then
         build the documented one rather than fail a bill Faspay has already created)."""
-        if not url:
-            return ""
-        try:
-            parts = urlsplit(url)
-        except ValueError:
-            parts = None
-        if parts is None or parts.scheme not in ("https", "http") or not parts.hostname:
+        usable = usable_url(url)
+        if url and not usable:
             log.warning("create: unusable redirect_url ignored")
-            return ""
-        return url
+        return usable
 
 
 #: Payment status codes that end a bill: paid, reversed, expired, cancelled (and failed).
@@ -433,6 +524,7 @@ def _parse_response(
     operation: str,
     bill_no: str,
     status_answers: frozenset[str] = frozenset(),
+    decode: Callable[[bytes], Any] | None = None,
 ) -> Any:
     """Faspay's answer as a message; a ProviderError subclass for anything but ``"00"``.
 
@@ -441,8 +533,10 @@ def _parse_response(
     final payment status, it is returned as the bill's status instead of raised.
     """
     try:
-        payload = decode_json_object(response.body)
-        message = from_payload(payload)
+        if decode is not None:
+            message = decode(response.body)
+        else:
+            message = from_payload(decode_json_object(response.body))
     except PayloadError as exc:
         if response.status_code in (401, 403):
             raise ProviderConfigurationError(

@@ -1,8 +1,9 @@
 """Post data transaction (§6): create the bill, and read Faspay's answer.
 
 :class:`PostDataRequest` is built from the core's :class:`~gateway_core.PaymentRequest` and
-checked against §6.1 before anything is sent; :class:`PostDataResponse` reads ``trx_id`` and
-``redirect_url``.
+checked against §6.1 and the chosen channel's rules (:mod:`gateway_faspay_dana._channels`)
+before anything is sent; :class:`PostDataResponse` reads ``trx_id``, ``redirect_url`` and, for
+QRIS, ``web_url``, ``alt_url`` and ``qr_content`` (channels reference §5.3).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Final, Self
 import attrs
 
 from gateway_core import Money, PaymentRequest
+from gateway_faspay_dana._channels import Channel, by_method
 from gateway_faspay_dana._codes import SUCCESS
 from gateway_faspay_dana._config import MAX_EXPIRY, FaspayConfig
 from gateway_faspay_dana._errors import InvalidRequest, PayloadError
@@ -50,6 +52,46 @@ GUEST_CUSTOMER: Final = "guest"
 
 #: Our bill numbers: what :meth:`PostDataRequest.from_payment_request` accepts.
 BILL_NO: Final = re.compile(r"[A-Za-z0-9_-]{1,32}")
+
+
+def channel_for(method: str, config: FaspayConfig) -> Channel:
+    """The enabled channel for ``method`` (empty: the first enabled channel, the default).
+
+    Raises :class:`InvalidRequest` (field ``method``) for a method the configuration does not
+    enable.
+    """
+    name = method or config.channels[0]
+    channel = by_method(name) if name in config.channels else None
+    if channel is None:
+        raise InvalidRequest(
+            f"payment method {name!r} is not enabled; enabled: {', '.join(config.channels)}",
+            field="method",
+        )
+    return channel
+
+
+def _check_channel_rules(
+    channel: Channel, request: PaymentRequest, bill_date: datetime, expired: datetime
+) -> None:
+    """The channel's own rules: required customer fields, expiry bounds (ASSUMPTION values,
+    see :mod:`gateway_faspay_dana._channels`)."""
+    if "phone" in channel.required_fields and not (request.customer.phone or "").strip():
+        raise InvalidRequest(
+            f"{channel.name} needs the customer's phone number (the {channel.issuer} account)",
+            field="msisdn",
+        )
+    lifetime = expired - bill_date
+    if lifetime < channel.min_expiry:
+        minutes = int(channel.min_expiry.total_seconds() // 60)
+        raise InvalidRequest(
+            f"a {channel.name} bill must stay payable at least {minutes} minutes "
+            "(expires_at is too early)",
+            field="bill_expired",
+        )
+    if lifetime > channel.max_expiry:
+        raise InvalidRequest(
+            f"a {channel.name} bill may stay payable at most 30 days", field="bill_expired"
+        )
 
 
 @attrs.frozen
@@ -223,9 +265,11 @@ class PostDataRequest:
 
         ``merchant_reference`` is the ``bill_no``; ``order_reference`` the ``bill_reff``;
         ``created_at`` (else ``now``) the ``bill_date``; ``expires_at`` (else ``bill_date`` +
-        ``config.bill_expiry``) the ``bill_expired``. ``extra_fees`` is ``bill_miscfee`` and
-        ``amount - extra_fees`` is ``bill_gross``, so gross + miscfee = total. Without line
-        items, one item named after the description carries ``bill_gross``. Raises
+        the channel's default lifetime) the ``bill_expired``; ``method`` the channel (see
+        :func:`channel_for`), whose code is ``payment_channel``. ``extra_fees`` is
+        ``bill_miscfee`` and ``amount - extra_fees`` is ``bill_gross``, so gross + miscfee =
+        total. Without line items, one item named after the description carries
+        ``bill_gross``. Raises
         :class:`InvalidRequest` for data Faspay would refuse.
         """
         bill_no = request.merchant_reference
@@ -242,6 +286,7 @@ class PostDataRequest:
 
     @classmethod
     def _build(cls, request: PaymentRequest, config: FaspayConfig, *, now: datetime) -> Self:
+        channel = channel_for(request.method, config)
         total = request.amount
         if total.currency != CURRENCY:
             raise InvalidRequest("Faspay DANA collects IDR only", field="bill_currency")
@@ -257,9 +302,10 @@ class PostDataRequest:
         if request.expires_at is not None:
             expired = request.expires_at.astimezone(JAKARTA).replace(microsecond=0)
         else:
-            expired = bill_date + config.bill_expiry
+            expired = bill_date + channel.default_expiry(config.bill_expiry)
         if expired <= now:
             raise InvalidRequest("expires_at is in the past", field="bill_expired")
+        _check_channel_rules(channel, request, bill_date, expired)
         items = [
             PostDataItem(
                 product=item.name,
@@ -293,6 +339,7 @@ class PostDataRequest:
             bill_total=total,
             cust_no=customer.customer_id or GUEST_CUSTOMER,
             cust_name=customer.name,
+            payment_channel=channel.code,
             msisdn=normalise_msisdn(customer.phone),
             email=customer.email,
             receiver_name_for_shipping=customer.name[:100],
@@ -337,7 +384,14 @@ class PostDataRequest:
 
 @attrs.frozen
 class PostDataResponse:
-    """The answer to post data: ``trx_id`` and (JSON only) ``redirect_url`` on success."""
+    """The answer to post data: ``trx_id`` and (JSON only) ``redirect_url`` on success.
+
+    For a VA or retail bill the ``trx_id`` is also the number the customer pays to (§3.3,
+    §6); for QRIS ``qr_content`` (the EMV payload), ``web_url`` (a PNG of the QR) and
+    ``alt_url`` (a page with only the QR) may come too (§5.3; ASSUMPTION: any of them may be
+    missing, the "redirect type" carries only ``redirect_url``). Unknown keys (such as
+    ``external_id``) are ignored.
+    """
 
     response_code: str
     response_desc: str = ""
@@ -348,6 +402,9 @@ class PostDataResponse:
     redirect_url: str = attrs.field(default="", repr=False)
     bill_items: tuple[PostDataItem, ...] = ()
     response: str = ""
+    web_url: str = attrs.field(default="", repr=False)
+    alt_url: str = attrs.field(default="", repr=False)
+    qr_content: str = attrs.field(default="", repr=False)
 
     @property
     def succeeded(self) -> bool:
@@ -370,4 +427,15 @@ class PostDataResponse:
             redirect_url=fields.text("redirect_url", max_length=2048),
             bill_items=items_of(fields.raw("bill_items"), strict=False),
             response=fields.text("response"),
+            web_url=_lenient(fields, "web_url", 2048),
+            alt_url=_lenient(fields, "alt_url", 2048),
+            qr_content=_lenient(fields, "qr_content", 1024),
         )
+
+
+def _lenient(fields: Fields, key: str, max_length: int) -> str:
+    """An optional display field: "" when missing or odd (it never fails a created bill)."""
+    try:
+        return fields.text(key, max_length=max_length)
+    except PayloadError:
+        return ""
