@@ -1,7 +1,11 @@
-"""The Faspay DANA sandbox for ``gateway demo``: the emulator plus a scripted customer.
+"""The Faspay sandbox for ``gateway demo``: the emulator plus a scripted customer.
 
 It implements :class:`gateway_core.sandbox.Sandbox`. The merchant's password is generated
-per run (the emulator accepts whatever it is given), so the demo needs no credentials.
+per run (the emulator accepts whatever it is given), so the demo needs no credentials. Every
+channel is enabled on both sides, so ``gateway demo --channel bca_va`` (or ``qris_shopeepay``,
+``indomaret``, ``ovo``...) works: for a page (DANA and the other redirect wallets) the customer
+presses a button on it; for instructions the emulator's simulated payer acts (a bank transfer
+to the virtual account, cash at the counter, a QR scan, an OVO approval).
 """
 
 from __future__ import annotations
@@ -12,8 +16,9 @@ from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import urljoin
 
-from gateway_core import RedirectInstruction
+from gateway_core import InstructionKind, PaymentInstructions, RedirectInstruction
 from gateway_core.sandbox import CustomerAction, CustomerVisit, SandboxFaults
+from gateway_faspay_dana._channels import known_methods
 
 DEMO_MERCHANT_ID = "99999"
 _RETRY_INTERVAL = 0.3
@@ -60,6 +65,7 @@ class FaspaySandbox:
             password=password,
             notification_url=notification_url,
             return_url=return_url,
+            channels=("all",),
         )
         self._app = EmulatorApp(merchant, retry_interval=_RETRY_INTERVAL)
         if faults.drop_notifications:
@@ -75,15 +81,51 @@ class FaspaySandbox:
             "password": password,
             "base_url": self._server.url,
             "environment": "sandbox",
+            "channels": ",".join(known_methods()),
+            "ovo_flow": "push",
         }
 
-    def customer(self, redirect: RedirectInstruction, action: CustomerAction) -> CustomerVisit:
+    def customer(
+        self, redirect: RedirectInstruction | PaymentInstructions, action: CustomerAction
+    ) -> CustomerVisit:
+        if isinstance(redirect, PaymentInstructions):
+            return self._payer(redirect, action)
+        return self._browser(redirect, action)
+
+    def _payer(self, instructions: PaymentInstructions, action: CustomerAction) -> CustomerVisit:
+        """The emulator's simulated payer follows the instructions (no page, no return)."""
+        from gateway_faspay_dana.emulator import EmulatorControl
+
+        if action is CustomerAction.ABANDON:
+            return CustomerVisit(("did nothing: the bill stays open until it expires",))
+        kind = instructions.kind
+        paying = action is CustomerAction.PAY
+        with EmulatorControl(self._server.url) as control:
+            trx_id = str(control.bills()[-1]["trx_id"])
+            if kind is InstructionKind.QR:
+                control.qr_scan(trx_id, outcome="success" if paying else "fail")
+                step = "scanned the QR code in a QRIS app and " + ("paid" if paying else "failed")
+            elif kind is InstructionKind.PUSH:
+                control.ovo_respond(trx_id, "approve" if paying else "decline")
+                step = "the OVO app " + ("approved" if paying else "declined") + " the push"
+            elif paying and kind is InstructionKind.VIRTUAL_ACCOUNT:
+                control.transfer(instructions.number)
+                step = f"transferred the exact amount to {instructions.bank} {instructions.number}"
+            elif paying:
+                control.retail_pay(instructions.number)
+                step = f"paid code {instructions.number} in cash at the {instructions.bank} counter"
+            else:
+                control.simulate_payment(trx_id=trx_id, outcome="fail")
+                step = "the payment failed at the bank or store (Faspay's simulator)"
+        return CustomerVisit((step, "no return URL for this channel: the shop is told by Faspay"))
+
+    def _browser(self, redirect: RedirectInstruction, action: CustomerAction) -> CustomerVisit:
         import requests
 
         steps = []
         with requests.Session() as browser:
             page = browser.get(redirect.url, timeout=10)
-            steps.append(f"opened the DANA page: HTTP {page.status_code}")
+            steps.append(f"opened the provider's page: HTTP {page.status_code}")
             page.raise_for_status()
             forms = _Forms()
             forms.feed(page.text)

@@ -184,3 +184,51 @@ def test_abandon_without_notifications_credits_reconcile_not_a_notification() ->
     assert summary["sources"] == ["create", "reconcile"]
     assert "(notification)" not in story
     assert "ledger changes made by a notification: 0" in story
+
+
+@pytest.mark.parametrize(
+    ("method", "shown"),
+    [
+        ("bca_va", ["| virtual account", "| bank / issuer: BCA", "| number: "]),
+        ("qris_shopeepay", ["| qr", "| QR payload: 000201"]),
+        ("indomaret", ["| payment code", "| bank / issuer: Indomaret"]),
+        ("ovo", ["| push", "08******7890"]),
+    ],
+)
+def test_a_channel_without_a_page_prints_what_the_customer_sees_and_is_paid_once(
+    method: str, shown: list[str]
+) -> None:
+    """``gateway demo --channel X``: the shop shows instructions (no redirect, no return URL),
+    the emulator's simulated payer pays, one notification is applied, one paid event."""
+    summary, story = _run(method=method)
+    assert summary["ok"] is True
+    assert summary["status"] == "paid"
+    assert summary["paid_events"] == 1
+    assert summary["sources"] == ["create", "notification"]
+    assert "the shop shows these instructions" in story
+    for line in shown:
+        assert line in story
+    assert "081234567890" not in story  # the customer's phone is shown masked only
+    assert "The customer never came back to the shop" in story
+
+
+@pytest.mark.parametrize(("customer", "status"), [("fail", "failed"), ("abandon", "expired")])
+def test_a_virtual_account_not_paid_ends_failed_or_expired(customer: str, status: str) -> None:
+    summary, _story = _run(method="bca_va", customer=customer)
+    assert summary["ok"] is True
+    assert summary["status"] == status
+    assert summary["paid_events"] == 0
+
+
+def test_a_method_the_provider_does_not_offer_is_a_clear_error() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway_core.cli", "demo", "--channel", "no_such_channel"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "offers no method 'no_such_channel'" in result.stderr
+    assert "bca_va" in result.stderr
+    assert "Traceback" not in result.stderr
