@@ -28,6 +28,7 @@ from gateway_core._models import (
     StatusReport,
     TrustDeclaration,
 )
+from gateway_core._refunds import RefundReport, RefundRequest
 from gateway_core._transport import Transport
 
 _GENERIC_REFERENCE = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -273,6 +274,17 @@ class Gateway(abc.ABC):
     def cancel(self, payment: Payment, reason: str = "") -> StatusReport:
         """Cancel an unpaid payment at the provider (capability ``CANCEL``)."""
         raise UnsupportedOperation(f"{self.name} cannot cancel", provider=self.name)
+
+    def refund(self, payment: Payment, request: RefundRequest) -> RefundReport:
+        """Refund ``request.amount`` of a paid ``payment`` (capability ``REFUND``).
+
+        Sending the same ``request.key`` again must never refund twice: it is the provider's
+        idempotency key (or merchant refund id). Raise
+        :class:`~gateway_core.ProviderRefused` when the provider refuses (not refundable,
+        amount too large) and :class:`~gateway_core.OutcomeUnknown` when the answer is lost;
+        the payment service then settles the refund from :meth:`inquire`'s
+        ``StatusReport.refunds``."""
+        raise UnsupportedOperation(f"{self.name} cannot refund", provider=self.name)
 
     def close(self) -> None:  # noqa: B027 - optional hook, empty by default
         """Release resources (pooled connections)."""

@@ -184,6 +184,34 @@ class Reason(enum.StrEnum):
     UNKNOWN_AFTER_PENDING = "unknown_after_pending"
     UNKNOWN_AFTER_REVERSED = "unknown_after_reversed"
 
+    # -- the state machine around refunds: money may have moved, a review ------------------
+    CANCELLED_AFTER_PARTIALLY_REFUNDED = "cancelled_after_partially_refunded"
+    CANCELLED_AFTER_REFUNDED = "cancelled_after_refunded"
+    EXPIRED_AFTER_PARTIALLY_REFUNDED = "expired_after_partially_refunded"
+    EXPIRED_AFTER_REFUNDED = "expired_after_refunded"
+    FAILED_AFTER_PARTIALLY_REFUNDED = "failed_after_partially_refunded"
+    FAILED_AFTER_REFUNDED = "failed_after_refunded"
+    PARTIALLY_REFUNDED_AFTER_CANCELLED = "partially_refunded_after_cancelled"
+    PARTIALLY_REFUNDED_AFTER_EXPIRED = "partially_refunded_after_expired"
+    PARTIALLY_REFUNDED_AFTER_FAILED = "partially_refunded_after_failed"
+    PARTIALLY_REFUNDED_AFTER_IN_PROCESS = "partially_refunded_after_in_process"
+    PARTIALLY_REFUNDED_AFTER_PENDING = "partially_refunded_after_pending"
+    PARTIALLY_REFUNDED_AFTER_REVERSED = "partially_refunded_after_reversed"
+    REFUNDED_AFTER_CANCELLED = "refunded_after_cancelled"
+    REFUNDED_AFTER_EXPIRED = "refunded_after_expired"
+    REFUNDED_AFTER_FAILED = "refunded_after_failed"
+    REFUNDED_AFTER_IN_PROCESS = "refunded_after_in_process"
+    REFUNDED_AFTER_PENDING = "refunded_after_pending"
+    REFUNDED_AFTER_REVERSED = "refunded_after_reversed"
+    REVERSED_AFTER_REFUNDED = "reversed_after_refunded"
+    # -- the state machine around refunds: stale progress, ignored ------------------------
+    IN_PROCESS_AFTER_PARTIALLY_REFUNDED = "in_process_after_partially_refunded"
+    IN_PROCESS_AFTER_REFUNDED = "in_process_after_refunded"
+    PENDING_AFTER_PARTIALLY_REFUNDED = "pending_after_partially_refunded"
+    PENDING_AFTER_REFUNDED = "pending_after_refunded"
+    UNKNOWN_AFTER_PARTIALLY_REFUNDED = "unknown_after_partially_refunded"
+    UNKNOWN_AFTER_REFUNDED = "unknown_after_refunded"
+
     @classmethod
     def of(cls, code: str) -> Reason:
         """The member for ``code`` (a rejection's ``reason``), ``REJECTED`` for a code the

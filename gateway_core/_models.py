@@ -13,11 +13,14 @@ import json
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from gateway_core._redact import mask_email, mask_phone, mask_url
+
+if TYPE_CHECKING:
+    from gateway_core._refunds import RefundReport
 
 # ISO 4217 minor units for the currencies a checkout is likely to meet. A currency missing
 # from this table is refused rather than guessed.
@@ -187,6 +190,11 @@ class Money:
         return f"{self.amount:.{self.minor_unit_digits}f} {self.currency}"
 
 
+#: Value types a JSON round trip returns unchanged (exact types: not a float, which may be NaN,
+#: nor a subclass such as an IntEnum, which JSON would turn into its base type).
+_JSON_SCALARS = frozenset({str, int, bool, type(None)})
+
+
 def json_object(value: Mapping[str, Any] | None) -> dict[str, Any]:
     """A plain JSON object (a deep copy) of ``value``: what ``provider_data`` may hold.
     Raises :class:`TypeError` for anything JSON cannot carry (a ``Decimal``, a ``datetime``,
@@ -195,6 +203,8 @@ def json_object(value: Mapping[str, Any] | None) -> dict[str, Any]:
         return {}
     if not isinstance(value, Mapping):
         raise TypeError(f"provider_data must be a mapping, not {type(value).__name__}")
+    if all(k.__class__ is str and v.__class__ in _JSON_SCALARS for k, v in value.items()):
+        return dict(value)  # flat, and JSON gives back exactly these values: the copy is this
     try:
         copied = json.loads(json.dumps(dict(value), allow_nan=False))
     except (TypeError, ValueError) as exc:
@@ -221,6 +231,10 @@ class PaymentStatus(enum.Enum):
     CANCELLED = "cancelled"
     REVERSED = "reversed"
     UNKNOWN = "unknown"
+    #: Paid, and part of the amount refunded (refunds are recorded one by one).
+    PARTIALLY_REFUNDED = "partially_refunded"
+    #: Paid, and the whole amount refunded.
+    REFUNDED = "refunded"
 
     @property
     def is_final(self) -> bool:
@@ -235,6 +249,8 @@ _FINAL = frozenset(
         PaymentStatus.EXPIRED,
         PaymentStatus.CANCELLED,
         PaymentStatus.REVERSED,
+        PaymentStatus.PARTIALLY_REFUNDED,
+        PaymentStatus.REFUNDED,
     }
 )
 
@@ -248,6 +264,8 @@ class Capability(enum.Enum):
     HANDLE_NOTIFICATION = "handle_notification"
     INQUIRE = "inquire"
     CANCEL = "cancel"
+    #: Give back all or part of a paid payment (:meth:`Gateway.refund`).
+    REFUND = "refund"
 
 
 class SignedField(enum.Enum):
@@ -469,6 +487,8 @@ class StatusReport:
     amount: Money | None = None
     description: str = ""
     merchant_id: str = ""
+    #: Every refund the provider knows of for this payment (providers that can refund).
+    refunds: tuple[RefundReport, ...] = ()
 
 
 @attrs.frozen
@@ -512,6 +532,8 @@ class Notification:
     paid_at: datetime | None = None
     payment_reference: str = ""
     body_format: str = "json"
+    #: The refunds a refund notification reports (each named by the merchant's key).
+    refunds: tuple[RefundReport, ...] = ()
     fields: Mapping[str, Any] = attrs.field(factory=dict, repr=False)
 
 

@@ -4,7 +4,8 @@
 
     unknown ──► any status the provider confirms
     pending ──► in_process ──► paid ──► reversed
-       │            │
+       │            │            │
+       │            │            └──► partially_refunded ──► refunded
        └────────────┴──► failed | expired | cancelled
 
 A paid payment is never downgraded. Anything else is a *disallowed* input: it is recorded and,
@@ -23,17 +24,23 @@ _ALLOWED: dict[S, frozenset[S]] = {
     S.UNKNOWN: frozenset(set(S) - {S.UNKNOWN}),
     S.PENDING: frozenset({S.IN_PROCESS, S.PAID, S.FAILED, S.EXPIRED, S.CANCELLED}),
     S.IN_PROCESS: frozenset({S.PAID, S.FAILED, S.EXPIRED, S.CANCELLED}),
-    S.PAID: frozenset({S.REVERSED}),
+    S.PAID: frozenset({S.REVERSED, S.PARTIALLY_REFUNDED, S.REFUNDED}),
     S.FAILED: frozenset(),
     S.EXPIRED: frozenset(),
     S.CANCELLED: frozenset(),
     S.REVERSED: frozenset(),
+    S.PARTIALLY_REFUNDED: frozenset({S.REFUNDED, S.REVERSED}),
+    S.REFUNDED: frozenset(),
 }
 
 
 #: Statuses a payment necessarily went through to reach the key: hearing one of them again is
 #: a late duplicate (the original "paid" notification re-sent after a reversal), not news.
-_PASSED_THROUGH: dict[S, frozenset[S]] = {S.REVERSED: frozenset({S.PAID})}
+_PASSED_THROUGH: dict[S, frozenset[S]] = {
+    S.REVERSED: frozenset({S.PAID}),
+    S.PARTIALLY_REFUNDED: frozenset({S.PAID}),
+    S.REFUNDED: frozenset({S.PAID, S.PARTIALLY_REFUNDED}),
+}
 
 
 class Decision(enum.Enum):

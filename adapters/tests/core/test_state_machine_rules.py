@@ -12,19 +12,32 @@ import pytest
 from gateway_core import PaymentStatus as S
 from gateway_core._state import Decision, allowed, decide, review_reason
 
-COLUMNS = (S.UNKNOWN, S.PENDING, S.IN_PROCESS, S.PAID, S.FAILED, S.EXPIRED, S.CANCELLED, S.REVERSED)
+COLUMNS = (
+    S.UNKNOWN,
+    S.PENDING,
+    S.IN_PROCESS,
+    S.PAID,
+    S.FAILED,
+    S.EXPIRED,
+    S.CANCELLED,
+    S.REVERSED,
+    S.PARTIALLY_REFUNDED,
+    S.REFUNDED,
+)
 
 # fmt: off
-#: current ↓ / reported →   unknown pending in_proc paid failed expired cancel reversed
+#: current ↓ / reported →  unknown pending in_proc paid failed expired cancel rev. p_ref ref.
 EXPECTED = {
-    S.UNKNOWN:    "=       A       A       A    A      A       A      A",
-    S.PENDING:    "i       =       A       A    A      A       A      R",
-    S.IN_PROCESS: "i       i       =       A    A      A       A      R",
-    S.PAID:       "i       i       i       =    R      R       R      A",
-    S.FAILED:     "i       i       i       R    =      i       i      R",
-    S.EXPIRED:    "i       i       i       R    i      =       i      R",
-    S.CANCELLED:  "i       i       i       R    i      i       =      R",
-    S.REVERSED:   "i       i       i       =    R      R       R      =",
+    S.UNKNOWN:            "=       A       A       A    A      A       A      A        A        A",
+    S.PENDING:            "i       =       A       A    A      A       A      R        R        R",
+    S.IN_PROCESS:         "i       i       =       A    A      A       A      R        R        R",
+    S.PAID:               "i       i       i       =    R      R       R      A        A        A",
+    S.FAILED:             "i       i       i       R    =      i       i      R        R        R",
+    S.EXPIRED:            "i       i       i       R    i      =       i      R        R        R",
+    S.CANCELLED:          "i       i       i       R    i      i       =      R        R        R",
+    S.REVERSED:           "i       i       i       =    R      R       R      =        R        R",
+    S.PARTIALLY_REFUNDED: "i       i       i       =    R      R       R      A        =        A",
+    S.REFUNDED:           "i       i       i       =    R      R       R      R        =        =",
 }
 # fmt: on
 
