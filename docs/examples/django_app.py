@@ -3,7 +3,8 @@
 The gateway app is dispatched at the WSGI level, in front of Django, rather than through a
 Django view: the provider's POST then never passes Django's middleware (CSRF would refuse it,
 ``APPEND_SLASH`` or ``SECURE_SSL_REDIRECT`` would redirect it, and nothing can read or
-re-encode the body before the signature is checked). Run it with
+re-encode the body before the signature is checked). ``/checkout/<gateway>/<order>/?method=``
+starts a payment with the method the customer picked. Run it with
 ``GATEWAY_CONFIG=gateway.toml python django_app.py`` (needs ``waitress``).
 """
 
@@ -16,9 +17,10 @@ from typing import TYPE_CHECKING, Any
 import django
 from django.conf import settings
 from django.core.wsgi import get_wsgi_application
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import path
 
+from gateway_core import ConfigurationError, Customer, InvalidRequest, Money, PaymentRequest
 from gateway_core.web import make_wsgi_app
 
 if TYPE_CHECKING:
@@ -58,7 +60,35 @@ def thanks(request: HttpRequest) -> HttpResponse:
     return HttpResponse(text, content_type="text/plain; charset=utf-8")
 
 
-urlpatterns = [path("thanks/", thanks)]
+def order_request(gateway: str, order: str, method: str, shop_url: str) -> PaymentRequest:
+    """The shop's order as a payment request (a stand-in: a real shop reads its database)."""
+    return PaymentRequest(
+        order_reference=order,
+        amount=Money("150000", "IDR"),
+        customer=Customer("Budi", email="budi@example.com", phone="081234567890"),
+        description=f"Order {order}",
+        return_url=f"{shop_url}payments/return/{gateway}",
+        method=method,  # e.g. "bca_va" or "qris_shopeepay"; empty: the gateway's default
+    )
+
+
+def checkout(request: HttpRequest, gateway: str, order: str) -> HttpResponse:
+    """Start (or, on a reload, reuse) the order's payment with the method the customer
+    picked (``?method=``, one of the gateway's payment_methods)."""
+    service: PaymentService = request.META[SERVICE_KEY]
+    method = request.GET.get("method", "")
+    shop_url = request.build_absolute_uri("/")
+    try:
+        started = service.start_payment(gateway, order_request(gateway, order, method, shop_url))
+    except (ConfigurationError, InvalidRequest):  # no such gateway or method
+        raise Http404("no such payment method") from None
+    # The gateway's pay page sends the customer to the provider's page, or shows
+    # started.instructions (a virtual-account number, a payment code, a QR code).
+    reference = started.payment.merchant_reference
+    return HttpResponseRedirect(f"{PAYMENTS_PREFIX}/pay/{gateway}/{reference}")
+
+
+urlpatterns = [path("thanks/", thanks), path("checkout/<str:gateway>/<str:order>/", checkout)]
 
 
 class PathPrefixDispatcher:

@@ -5,20 +5,22 @@ plugin, a SQLite ledger, a hook recorder as the order system); requests go throu
 framework: Flask's test client, FastAPI's ``TestClient`` and a real uvicorn server (the
 native ASGI app and the async facade), and for Django a real waitress server, because the
 example dispatches in front of Django at the WSGI level, where Django's own test client does
-not reach.
+not reach. Each example's checkout also runs against the Faspay emulator (served on loopback,
+configured from a ``gateway.toml``): a virtual account and a QRIS payment, end to end.
 """
 
 from __future__ import annotations
 
 import ast
 import importlib.util
+import re
 import sys
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Protocol
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 
 import attrs
 import pytest
@@ -352,7 +354,6 @@ def test_each_quoted_example_runs_when_copied_as_printed(tmp_path: Path) -> None
     """Issue 15: the quotes once left out ``from __future__ import annotations`` and raised
     NameError when pasted; each quoted block, alone in a file, must import and define its
     ``create_app``."""
-    import re
     import subprocess
     import sys
 
@@ -367,3 +368,130 @@ def test_each_quoted_example_runs_when_copied_as_printed(tmp_path: Path) -> None
             [sys.executable, str(path)], capture_output=True, text=True, timeout=60, check=False
         )
         assert result.returncode == 0, result.stderr[-2000:]
+
+
+# -- a checkout with a payment method, against the Faspay emulator --------------------------------
+
+FASPAY = "faspay"
+#: The examples' configuration for the emulated merchant (``GATEWAY_CONFIG``).
+FASPAY_CONFIG = """\
+[ledger]
+url = "sqlite:///{ledger}"
+
+[providers.faspay]
+provider = "faspay_dana"
+merchant_id = "99999"
+merchant_name = "Sophia Store"
+base_url = "{emulator}"
+channels = "dana,bca_va,qris_shopeepay"
+# password: from $FASPAY_PASSWORD
+"""
+
+
+@attrs.frozen
+class EmulatedShop:
+    """An example app served on loopback, its gateway ``faspay`` talking to the emulator."""
+
+    base: str
+    checkout: str  # the checkout path, ``{order}`` to fill in
+    thanks: str  # the shop's return page
+    runtime: Runtime
+    recorder: HookRecorder
+    emulator: Any  # EmulatorControl: the emulator's control API over HTTP
+
+    def payment(self, order: str) -> Any:
+        (record,) = self.runtime.ledger.payments_for_order(FASPAY, order)
+        return record
+
+
+@pytest.fixture(params=list(FRAMEWORKS))
+def emulated_shop(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EmulatedShop]:
+    name = str(request.param)
+    needs, return_page = FRAMEWORKS[name]
+    for module in (*needs, *(("uvicorn",) if name == "fastapi_app" else ())):
+        pytest.importorskip(module, reason=f"{module} is not installed (pip install -e '.[test]')")
+    from gateway_core import Settings, build_runtime
+    from gateway_faspay_dana.emulator import EmulatorApp, EmulatorServer, Merchant
+    from gateway_faspay_dana.emulator._control import EmulatorControl
+    from gateway_faspay_dana.emulator._model import SANDBOX_PASSWORD
+
+    merchant = Merchant("99999", merchant_name="Sophia Store", channels=("819", "702", "711"))
+    server = EmulatorServer(EmulatorApp(merchant, retry_interval=0.05)).start()
+    config = tmp_path / "gateway.toml"
+    config.write_text(FASPAY_CONFIG.format(ledger=tmp_path / "ledger.db", emulator=server.url))
+    environ = {"FASPAY_PASSWORD": SANDBOX_PASSWORD}
+    recorder = HookRecorder()
+    runtime = build_runtime(Settings.load(config, environ={}), plugins=[recorder], environ=environ)
+    app = load_example(name).create_app(runtime.service)
+    serving = uvicorn_serving(app) if name == "fastapi_app" else serve(app)
+    checkout = "/checkout/faspay/{order}" + ("/" if return_page.endswith("/") else "")
+    try:
+        with serving as base, EmulatorControl(server.url) as control:
+            control.configure_merchant(
+                "99999",
+                notification_url=f"{base}/payments/notify/{FASPAY}",
+                return_url=f"{base}/payments/return/{FASPAY}",
+            )
+            yield EmulatedShop(base, checkout, return_page, runtime, recorder, control)
+    finally:
+        server.stop()
+        runtime.close()
+
+
+def test_checkout_takes_a_method_and_shows_its_instructions(emulated_shop: EmulatedShop) -> None:
+    """Issue 12: through the example's checkout the customer picks a BCA virtual account,
+    then QRIS; the gateway's pay page shows the instructions; the emulator's simulated payer
+    pays (a transfer, a scan); its notification settles each order once; the thanks page
+    reads paid from the ledger. A method the gateway does not offer makes no payment."""
+    shop = emulated_shop
+    methods = shop.runtime.service.gateway(FASPAY).payment_methods
+    assert methods == ("dana", "bca_va", "qris_shopeepay")
+    with requests.Session() as browser:
+
+        def checkout(order: str, method: str) -> tuple[Any, str]:
+            target = shop.base + shop.checkout.format(order=order)
+            answer = browser.get(target, params={"method": method}, allow_redirects=False)
+            assert answer.status_code in (302, 303), answer.text
+            record = shop.payment(order)
+            assert record.method == method
+            pay_page = urlsplit(answer.headers["Location"]).path
+            assert pay_page == f"/payments/pay/{FASPAY}/{record.merchant_reference}"
+            page = browser.get(shop.base + pay_page, allow_redirects=False)
+            assert page.status_code == 200
+            assert page.headers["Content-Type"].startswith("text/html")
+            return record, page.text
+
+        def settled(order: str) -> str:
+            assert shop.emulator.wait_for_deliveries(10.0)
+            query = {"gateway": FASPAY, "reference": shop.payment(order).merchant_reference}
+            return browser.get(shop.base + shop.thanks, params=query).text
+
+        # A BCA virtual account: the page shows the bank and the number to transfer to.
+        va, page = checkout("va-1", "bca_va")
+        assert "BCA" in page
+        assert f"<dd>{va.provider_reference}</dd>" in page  # the VA number (its trx_id)
+        assert checkout("va-1", "bca_va")[0] == va  # a reload: the same attempt, no new bill
+        assert settled("va-1") == "Order va-1: pending\n"
+        shop.emulator.transfer(va.provider_reference)
+        assert settled("va-1") == "Order va-1: paid\n"
+
+        # QRIS: the page shows the QR payload any QRIS app scans.
+        qr, page = checkout("qr-1", "qris_shopeepay")
+        assert re.search(r"<dt>Code</dt><dd>000201[^<]*6304[0-9A-F]{4}</dd>", page)
+        shop.emulator.qr_scan(qr.provider_reference)
+        assert settled("qr-1") == "Order qr-1: paid\n"
+
+        # No method: the gateway's default (DANA), whose pay page redirects to the wallet.
+        started = browser.get(shop.base + shop.checkout.format(order="d-1"), allow_redirects=False)
+        onward = browser.get(urljoin(shop.base, started.headers["Location"]), allow_redirects=False)
+        assert onward.status_code == 302
+        assert onward.headers["Location"].startswith(shop.emulator.base_url)
+        assert shop.payment("d-1").method == ""
+
+        # A method this gateway does not offer: no payment is made.
+        refused = browser.get(
+            shop.base + shop.checkout.format(order="x-1"), params={"method": "ovo"}
+        )
+        assert refused.status_code == 404
+        assert shop.runtime.ledger.payments_for_order(FASPAY, "x-1") == []
+    assert paid_events(shop.recorder) == 2

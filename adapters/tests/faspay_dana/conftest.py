@@ -1,14 +1,16 @@
 """Fixtures for the Faspay DANA plugin's tests: a configured gateway over a scripted fake
-Faspay (a MockTransport), with the clock pinned to the DANA example's date."""
+Faspay (a MockTransport), with the clock pinned to the DANA example's date; and
+``channel_stack``, the whole stack for channel tests (``channel_stack_support``)."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any, TypeVar
 
 import pytest
+from channel_stack_support import ChannelStack
 
 from gateway_core import HttpRequest, HttpResponse, MockTransport
 from gateway_faspay_dana import JAKARTA, FaspayConfig, FaspayDanaGateway
@@ -92,3 +94,14 @@ def make_gateway(faspay: FakeFaspay) -> Callable[..., FaspayDanaGateway]:
         )
 
     return make
+
+
+@pytest.fixture
+def channel_stack(any_store: Any) -> Iterator[ChannelStack]:
+    """The whole stack for channel tests (see ``channel_stack_support``) on each ledger
+    backend, the gateway offering ``DEFAULT_METHODS``."""
+    stack = ChannelStack(any_store.url)
+    try:
+        yield stack
+    finally:
+        stack.close()
