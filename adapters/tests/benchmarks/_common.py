@@ -171,9 +171,14 @@ def paid_payments(
 
 
 def service_with_payments(
-    path: Path, gateway: Any, template: Path, *, inline_hooks: bool = True
+    path: Path,
+    gateway: Any,
+    template: Path,
+    *,
+    inline_hooks: bool = True,
+    synchronous: str = "NORMAL",
 ) -> Any:
-    """A ``PaymentService`` on a fresh ``SQLiteLedger`` (``synchronous=NORMAL``) at ``path``,
+    """A ``PaymentService`` on a fresh ``SQLiteLedger`` (``synchronous``) at ``path``,
     a copy of ``template`` (made by :func:`paid_payments`: pending payments whose bills exist,
     paid, at the emulator), with a do-nothing order system."""
     from gateway_core.ledger import SQLiteLedger
@@ -185,7 +190,7 @@ def service_with_payments(
     finally:
         target.close()
         source.close()
-    ledger = SQLiteLedger(path, synchronous="NORMAL")  # explicit: the default is FULL
+    ledger = SQLiteLedger(path, synchronous=synchronous)  # explicit: the default is FULL
     ledger.migrate()
     return _service(ledger, gateway, inline_hooks=inline_hooks)
 

@@ -171,9 +171,9 @@ def _per_call(work: Any, items: list[Any]) -> float:
 # -- P5 / P6 -------------------------------------------------------------------------------
 
 
-def _p5_baseline(path: Path, bodies: list[bytes]) -> float:
+def _p5_baseline(path: Path, bodies: list[bytes], pragmas: tuple[str, ...] = _PRAGMAS) -> float:
     conn = sqlite3.connect(path, isolation_level=None)
-    for pragma in _PRAGMAS:
+    for pragma in pragmas:
         conn.execute(pragma)
     conn.execute(
         "CREATE TABLE receipts (bill_no TEXT NOT NULL, status TEXT NOT NULL, "

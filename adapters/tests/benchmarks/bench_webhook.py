@@ -138,10 +138,16 @@ class Server:
 
 
 def load(
-    url: str, bodies: list[bytes], counter: Any, seconds: float, threads: int
+    url: str,
+    bodies: list[bytes],
+    counter: Any,
+    seconds: float,
+    threads: int,
+    headers_of: Any = None,
 ) -> dict[str, Any]:
     """``threads`` clients POST bodies (taking the next index from ``counter``) for
-    ``seconds``; throughput, latencies and failures."""
+    ``seconds``; throughput, latencies and failures. ``headers_of(body)``, when given, makes
+    each request's headers (a provider that signs in a header)."""
     import requests
 
     latencies: list[list[float]] = [[] for _ in range(threads)]
@@ -161,7 +167,8 @@ def load(
                 if start >= stop_at[0]:
                     break
                 body = bodies[next(counter) % len(bodies)]
-                reply = session.post(url, data=body, headers=headers, timeout=10)
+                sent = headers_of(body) if headers_of else headers
+                reply = session.post(url, data=body, headers=sent, timeout=10)
                 mine.append(clock() - start)
                 if reply.status_code != 200:
                     failures[slot] += 1
