@@ -23,12 +23,18 @@ class EventKind(enum.Enum):
     NEEDS_REVIEW = "needs_review"
     #: A provider event that is not a status change (a refund, a dispute, a notice).
     PROVIDER_EVENT = "provider_event"
+    #: A refund the provider made (``refund_key`` names it, ``event_amount`` is its amount).
+    REFUND_SUCCEEDED = "refund_succeeded"
+    #: A refund the provider refused: nothing was refunded.
+    REFUND_FAILED = "refund_failed"
 
     @property
     def hook_name(self) -> str:
         """The hook that receives this kind of event."""
         if self is EventKind.PROVIDER_EVENT:
             return "gateway_provider_event"
+        if self in (EventKind.REFUND_SUCCEEDED, EventKind.REFUND_FAILED):
+            return f"gateway_{self.value}"
         return f"gateway_payment_{self.value}"
 
 
@@ -53,6 +59,10 @@ class PaymentEvent:
     A ``provider_event`` carries the provider's own kind in ``provider_kind``
     (``"refund.created"``) and the amount that event names (a refund's) in ``event_amount``;
     ``status`` and ``amount`` stay the payment's, unchanged by it.
+
+    A ``refund_succeeded`` / ``refund_failed`` event names the refund by ``refund_key`` and
+    carries its amount in ``event_amount``; ``status`` is the payment's status after it
+    (``partially_refunded``, ``refunded``, or unchanged for a failed refund).
     """
 
     event_id: str
@@ -69,3 +79,4 @@ class PaymentEvent:
     gateway_name: str = ""
     provider_kind: str = ""
     event_amount: Money | None = None
+    refund_key: str = ""

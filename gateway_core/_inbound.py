@@ -138,6 +138,8 @@ class Reason(enum.StrEnum):
     REFERENCE_UNCONFIRMED = "reference_unconfirmed"
     STATUS_UNCONFIRMED = "status_unconfirmed"
     PAID_TWICE = "paid_twice"
+    #: The provider reports a refund that would take the refunded total above the paid amount.
+    REFUND_EXCEEDS_PAID = "refund_exceeds_paid"
     TOO_LARGE = "too_large"
     LENGTH_REQUIRED = "length_required"
     SOURCE_NOT_ALLOWED = "source_not_allowed"

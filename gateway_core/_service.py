@@ -38,6 +38,16 @@ verification) and :mod:`gateway_core._service_reconcile`; what it returns is in
 :mod:`gateway_core._service_types`.
 * Hook events are written to the outbox in the transition's transaction and delivered after
   commit, at least once.
+* A notification's first delivery is one write transaction (receipt, compare-and-set,
+  transition, outbox event, journal entry, and the delivery marks and journal lines the
+  ledger deferred), committed with the ledger's configured durability before the reply is
+  rendered. Its events are born leased to this process, whose hooks run after the commit,
+  never inside it; each delivery mark waits for the ledger's next write (or ``flush``,
+  ``close``). If the process dies first, the event is delivered again once its lease ends:
+  at least once, with the same event id.
+* A duplicate (or stale) notification is decided by a read, with no write transaction and no
+  commit: acknowledged with success, counted (:attr:`PaymentService.stats`), and journalled
+  with the ledger's next write; a crash may lose that journal line, never a state change.
 """
 
 from __future__ import annotations
@@ -65,6 +75,7 @@ from gateway_core._redact import get_logger
 from gateway_core._service_core import ServiceCore, order_receipt
 from gateway_core._service_inbound import InboundService
 from gateway_core._service_reconcile import ReconcilingService
+from gateway_core._service_refunds import RefundingService
 from gateway_core._service_types import (
     Check,
     DeliveryReport,
@@ -103,7 +114,7 @@ IDEMPOTENT_CREATE_TRIES = 2
 IDEMPOTENT_CREATE_PAUSE = 0.5
 
 
-class PaymentService(InboundService, ReconcilingService):
+class PaymentService(InboundService, ReconcilingService, RefundingService):
     """What the platform calls. One instance can serve several configured gateways.
 
     ``gateways`` maps configured gateway names to gateways; ``hooks`` is the

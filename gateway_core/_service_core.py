@@ -1,7 +1,9 @@
 """The core of the payment service: the gateways, the ledger and the hooks it holds, and the
 one way a provider's report changes a payment (:meth:`ServiceCore._apply`: along the state
 machine, with a compare-and-set, the order-wide paid receipt and the outbox event in one
-transaction), plus delivery of the outbox to the hooks, at least once.
+transaction), plus delivery of the outbox to the hooks, at least once: a notification's own
+events inline after its commit (leased to this process from birth, their delivery marks
+deferred to the ledger's next write), the rest by claims (:meth:`ServiceCore.deliver_events`).
 
 :class:`~gateway_core.PaymentService` is assembled from this and the inbound
 (:mod:`gateway_core._service_inbound`) and reconciliation (:mod:`gateway_core._service_reconcile`)
@@ -12,8 +14,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
+
+import attrs
 
 from gateway_core._events import EVENT_FOR_STATUS, EventKind, PaymentEvent
 from gateway_core._exceptions import (
@@ -45,6 +50,16 @@ from gateway_core.ledger import (
 log = get_logger("gateway_core._service")
 
 _S = PaymentStatus
+
+#: Seconds an event stays leased to the process that committed it and delivers it inline,
+#: after the commit (the same lease as :meth:`ServiceCore.deliver_events` takes).
+INLINE_LEASE = 60.0
+
+
+#: Event kinds with one event per discriminator (a provider event's key, a refund's key).
+_DISCRIMINATED = frozenset(
+    {EventKind.PROVIDER_EVENT, EventKind.REFUND_SUCCEEDED, EventKind.REFUND_FAILED}
+)
 
 
 def _utcnow() -> datetime:
@@ -85,6 +100,22 @@ class ServiceCore:
         self._deliver_after_commit = deliver_after_commit
         self._last_return_inquiry: dict[tuple[str, str], float] = {}
         self._lock = threading.Lock()
+        # Per thread: the events committed by the notification being handled, leased to
+        # this process for inline delivery after the commit (None outside that path).
+        self._local = threading.local()
+        self._verdicts: Counter[str] = Counter()
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """How many notifications got each verdict since this service was made
+        (``applied``, ``duplicate``, ``ignored``, ``review``, ``rejected``, ``event``): a
+        snapshot, safe to read from any thread."""
+        with self._lock:
+            return {str(verdict): count for verdict, count in self._verdicts.items()}
+
+    def _count(self, verdict: str) -> None:
+        with self._lock:
+            self._verdicts[str(verdict)] += 1
 
     def gateway(self, name: str) -> Gateway:
         """The configured gateway ``name``."""
@@ -133,11 +164,12 @@ class ServiceCore:
         discriminator: str = "",
         provider_kind: str = "",
         event_amount: Money | None = None,
+        refund_key: str = "",
     ) -> OutboxEvent:
         event_id = f"{record.gateway}:{record.merchant_reference}:{kind.value}"
         if kind is EventKind.NEEDS_REVIEW:
             event_id = f"{event_id}:{reason}:{discriminator}"
-        elif kind is EventKind.PROVIDER_EVENT:
+        elif kind in _DISCRIMINATED:
             event_id = f"{event_id}:{discriminator}"
         event = PaymentEvent(
             event_id=event_id,
@@ -154,6 +186,7 @@ class ServiceCore:
             gateway_name=record.gateway,
             provider_kind=provider_kind,
             event_amount=event_amount,
+            refund_key=refund_key,
         )
         assert record.id is not None
         return OutboxEvent.from_event(event, record.id)
@@ -171,6 +204,7 @@ class ServiceCore:
         limit = self.policy.journal_body_limit
         if verdict == "rejected":
             limit = min(limit, self.policy.rejected_body_limit)
+        # Redacted here, once (the ledger stores an entry marked ``redacted`` as it is).
         text = redact_excerpt(body, limit)  # cut first, but never through a secret
         return JournalEntry(
             id=None,
@@ -181,7 +215,37 @@ class ServiceCore:
             reason=str(reason),
             body=text,
             received_at=self._clock(),
+            redacted=True,
         )
+
+    def _no_change(
+        self, record: PaymentRecord, source: str, verdict: str, reason: str, body: str
+    ) -> None:
+        """Journal a message that changes nothing, with the ledger's next write (no commit of
+        its own on the acknowledgement path: a crash may lose the line, never a change)."""
+        self.ledger.defer_journal(
+            self._journal(record.gateway, record.merchant_reference, source, verdict, reason, body)
+        )
+
+    def _leased(self, events: Iterable[OutboxEvent]) -> list[OutboxEvent]:
+        """``events``, those this process will deliver inline after the commit leased to it
+        from birth (so no other worker claims them meanwhile, and no claim is written)."""
+        events = list(events)
+        if getattr(self._local, "inline", None) is None or not self._deliver_after_commit:
+            return events
+        until = self._clock() + timedelta(seconds=INLINE_LEASE)
+        return [
+            attrs.evolve(e, next_attempt_at=until) if self.hooks.handles(e.kind) else e
+            for e in events
+        ]
+
+    def _queue_inline(self, events: Iterable[OutboxEvent], inserted: Iterable[str]) -> None:
+        """Remember the committed events leased to this process, for :meth:`_after_commit`."""
+        queue: list[OutboxEvent] | None = getattr(self._local, "inline", None)
+        if queue is None or not self._deliver_after_commit:
+            return
+        added = set(inserted)
+        queue.extend(e for e in events if e.event_id in added and self.hooks.handles(e.kind))
 
     def _apply(
         self,
@@ -197,20 +261,12 @@ class ServiceCore:
         gateway_name = record.gateway
         for _ in range(8):
             decision = decide(record.status, reported)
-            if decision is Decision.SAME:
-                self.ledger.append_journal(
-                    self._journal(
-                        gateway_name, record.merchant_reference, source, "duplicate", "", body
-                    )
-                )
+            if decision is Decision.SAME:  # decided by the read: no write transaction
+                self._no_change(record, source, "duplicate", "", body)
                 return Verdict.DUPLICATE, Reason.NONE, record
             if decision is Decision.IGNORE:
                 reason = review_reason(record.status, reported)
-                self.ledger.append_journal(
-                    self._journal(
-                        gateway_name, record.merchant_reference, source, "ignored", reason, body
-                    )
-                )
+                self._no_change(record, source, "ignored", reason, body)
                 return Verdict.IGNORED, reason, record
             if decision is Decision.REVIEW:
                 reason = review_reason(record.status, reported)
@@ -229,7 +285,10 @@ class ServiceCore:
                 events.append(self._event(record, kind, status=reported, previous=record.status))
             receipt = order_receipt(record.order_reference) if reported is _S.PAID else ""
             assert record.id is not None
-            result = self.ledger.apply_transition(
+            events = self._leased(events)
+            # One write transaction: receipt, compare-and-set, transition, outbox event,
+            # journal entry (and whatever the ledger deferred), the payment handed back.
+            outcome = self.ledger.commit_transition(
                 record.id,
                 expected_status=record.status,
                 new_status=reported,
@@ -242,9 +301,10 @@ class ServiceCore:
                     gateway_name, record.merchant_reference, source, "applied", "", body
                 ),
             )
+            result = outcome.result
             if result is ApplyResult.APPLIED:
-                fresh = self.ledger.get_payment_by_id(record.id)
-                return Verdict.APPLIED, Reason.NONE, fresh or record
+                self._queue_inline(events, outcome.inserted)
+                return Verdict.APPLIED, Reason.NONE, outcome.record or record
             fresh = self.ledger.get_payment_by_id(record.id)
             if fresh is None:  # pragma: no cover - rows are never deleted
                 raise LedgerError("payment vanished", merchant_reference=record.merchant_reference)
@@ -273,14 +333,16 @@ class ServiceCore:
             reason=reason,
             discriminator=event_key or source,
         )
-        self.ledger.record_without_transition(
+        events = self._leased([event])
+        outcome = self.ledger.commit_record(
             gateway=record.gateway,
             receipt_key=f"review:{record.merchant_reference}:{reason}:{event_key or source}",
-            events=[event],
+            events=events,
             journal=self._journal(
                 record.gateway, record.merchant_reference, source, "review", reason, body
             ),
         )
+        self._queue_inline(events, outcome.inserted)
         log.warning(
             "payment %s on %s needs review: %s",
             record.merchant_reference,
@@ -308,11 +370,39 @@ class ServiceCore:
         return Reason.NONE
 
     def _after_commit(self) -> None:
-        if self._deliver_after_commit:
-            try:
-                self.deliver_events()
-            except Exception as exc:  # delivery must never undo or fail the payment
-                log.warning("hook delivery deferred: %s", type(exc).__name__)
+        """Deliver the events just committed by this thread (leased to it), then any backlog
+        that is due (a read decides; a claim is written only when something is due).
+
+        A delivered event's mark goes with the ledger's next write (:meth:`Ledger.defer_delivered`):
+        the handler never runs inside the write transaction, and its mark costs no commit of
+        its own. If the process dies first, the event is delivered again after its lease."""
+        queue: list[OutboxEvent] | None = getattr(self._local, "inline", None)
+        if queue:
+            self._local.inline = []
+        if not self._deliver_after_commit:
+            return
+        try:
+            for event in queue or ():
+                self._deliver(event)
+            self.deliver_events()
+        except Exception as exc:  # delivery must never undo or fail the payment
+            log.warning("hook delivery deferred: %s", type(exc).__name__)
+
+    def _deliver(self, event: OutboxEvent) -> bool:
+        """Run the hook for one claimed (or inline-leased) event; True when it succeeded."""
+        try:
+            self.hooks.emit(event.to_event())
+        except Exception as exc:
+            delay = min(self.policy.redelivery_backoff_cap, 5.0 * 2 ** min(event.attempts, 20))
+            self.ledger.mark_failed(
+                event.event_id,
+                error=f"{type(exc).__name__}: {exc}",
+                next_attempt_at=self._clock() + timedelta(seconds=delay),
+            )
+            log.warning("hook for %s failed; will retry: %s", event.event_id, type(exc).__name__)
+            return False
+        self.ledger.defer_delivered(event.event_id, at=self._clock())
+        return True
 
     def deliver_events(self, *, limit: int = 100, due_by: datetime | None = None) -> DeliveryReport:
         """Deliver due outbox events to the hooks, at least once. A handler that raises
@@ -336,22 +426,12 @@ class ServiceCore:
             kinds=kinds,
         )
         for event in claimed:
-            try:
-                self.hooks.emit(event.to_event())
-            except Exception as exc:
+            if self._deliver(event):
+                delivered += 1
+            else:
                 failed += 1
-                delay = min(self.policy.redelivery_backoff_cap, 5.0 * 2 ** min(event.attempts, 20))
-                self.ledger.mark_failed(
-                    event.event_id,
-                    error=f"{type(exc).__name__}: {exc}",
-                    next_attempt_at=self._clock() + timedelta(seconds=delay),
-                )
-                log.warning(
-                    "hook for %s failed; will retry: %s", event.event_id, type(exc).__name__
-                )
-                continue
-            self.ledger.mark_delivered(event.event_id, at=self._clock())
-            delivered += 1
+        if delivered:
+            self.ledger.flush()  # the marks of this pass, in one transaction
         return DeliveryReport(delivered, failed)
 
     def redeliver(self, *, limit: int = 1000, force: bool = False) -> DeliveryReport:

@@ -74,12 +74,20 @@ class InboundService(ServiceCore):
             log.warning("notification on %s rejected: %s", gateway_name, reason.value)
             decided = _Decided(Verdict.REJECTED, reason)
         else:
-            if isinstance(message, ProviderEvent):
-                decided = self._provider_event(gateway_name, message, text)
-            else:
-                decided = self._decide_notification(gw, gateway_name, message, text)
-            # Also after a duplicate: a worker that died after its commit left events to deliver.
-            self._after_commit()
+            # Events this notification commits are leased to this process and delivered
+            # inline after the commit (see _after_commit).
+            self._local.inline = []
+            try:
+                if isinstance(message, ProviderEvent):
+                    decided = self._provider_event(gateway_name, message, text)
+                else:
+                    decided = self._decide_notification(gw, gateway_name, message, text)
+                # Then the due backlog, also after a duplicate: events a worker that died
+                # after its commit left behind (a read; a claim only when one is due).
+                self._after_commit()
+            finally:
+                self._local.inline = None
+        self._count(decided.verdict)
         accepted = self._accepts(decided)
         ack = gw.reply(decided.verdict, message, decided.reason, request, accepted=accepted)
         return NotificationOutcome(ack, decided.verdict, decided.reason, decided.record)
@@ -112,6 +120,7 @@ class InboundService(ServiceCore):
                 self._journal(gateway_name, "", "notification", "rejected", reason, prefix)
             )
         ack = gw.reply(Verdict.REJECTED, None, reason, request, accepted=False)
+        self._count(Verdict.REJECTED)
         return NotificationOutcome(ack, Verdict.REJECTED, reason)
 
     def _accepts(self, decided: _Decided) -> bool:
@@ -143,35 +152,35 @@ class InboundService(ServiceCore):
                 event.merchant_reference,
             )
             return _Decided(Verdict.REJECTED, reason)
-        outbox = self._event(
-            record,
-            EventKind.PROVIDER_EVENT,
-            status=record.status,
-            previous=record.status,
-            discriminator=event.event_key,
-            provider_kind=event.kind,
-            event_amount=event.amount,
+        receipt = f"provider-event:{event.event_key}"
+        if self.ledger.has_receipt(gateway_name, receipt):  # a read decides: no write
+            self._no_change(record, "notification", "duplicate", event.kind, text)
+            return _Decided(Verdict.DUPLICATE, Reason.NONE, record)
+        outbox = self._leased(
+            [
+                self._event(
+                    record,
+                    EventKind.PROVIDER_EVENT,
+                    status=record.status,
+                    previous=record.status,
+                    discriminator=event.event_key,
+                    provider_kind=event.kind,
+                    event_amount=event.amount,
+                )
+            ]
         )
-        result = self.ledger.record_without_transition(
+        outcome = self.ledger.commit_record(
             gateway=gateway_name,
-            receipt_key=f"provider-event:{event.event_key}",
-            events=[outbox],
+            receipt_key=receipt,
+            events=outbox,
             journal=self._journal(
                 gateway_name, record.merchant_reference, "notification", "event", event.kind, text
             ),
         )
-        if result is ApplyResult.DUPLICATE:
-            self.ledger.append_journal(
-                self._journal(
-                    gateway_name,
-                    record.merchant_reference,
-                    "notification",
-                    "duplicate",
-                    event.kind,
-                    text,
-                )
-            )
+        if outcome.result is ApplyResult.DUPLICATE:  # a concurrent copy recorded it first
+            self._no_change(record, "notification", "duplicate", event.kind, text)
             return _Decided(Verdict.DUPLICATE, Reason.NONE, record)
+        self._queue_inline(outbox, outcome.inserted)
         return _Decided(Verdict.EVENT, Reason.NONE, record)
 
     def _decide_notification(
@@ -302,7 +311,7 @@ class InboundService(ServiceCore):
                 SignedField.PROVIDER_REFERENCE
             ):
                 return "reference_mismatch"
-        return ""
+        return gw.notification_mismatch(self.as_payment(record), notification)
 
     def _confirm_report(self, gw: Gateway, record: PaymentRecord) -> StatusReport | None:
         """The provider's answer to an inquiry, or None when it cannot be asked or failed."""

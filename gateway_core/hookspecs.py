@@ -89,3 +89,16 @@ def gateway_provider_event(event: PaymentEvent) -> None:
     which the event did not change. Called after the ledger committed it, at least once per
     provider event (a re-delivery by the provider is not delivered again).
     """
+
+
+@hookspec
+def gateway_refund_succeeded(event: PaymentEvent) -> None:
+    """The provider refunded ``event.event_amount`` of a paid payment (``event.refund_key``
+    names the refund; ``event.status`` is ``partially_refunded`` or ``refunded``). Called
+    after the ledger committed it, at least once per refund."""
+
+
+@hookspec
+def gateway_refund_failed(event: PaymentEvent) -> None:
+    """The provider refused the refund ``event.refund_key``: nothing was refunded and the
+    amount may be refunded again (with a new key)."""

@@ -111,3 +111,11 @@ class HookRecorder:
     @hookimpl
     def gateway_provider_event(self, event: PaymentEvent) -> None:
         self._record(event)
+
+    @hookimpl
+    def gateway_refund_succeeded(self, event: PaymentEvent) -> None:
+        self._record(event)
+
+    @hookimpl
+    def gateway_refund_failed(self, event: PaymentEvent) -> None:
+        self._record(event)

@@ -27,9 +27,11 @@ from gateway_core.ledger._base import (
     OutboxEvent,
     PaymentRecord,
     TransitionRecord,
+    WriteOutcome,
 )
 from gateway_core.ledger._postgres import PostgresLedger
 from gateway_core.ledger._postgres import mask_conninfo as _mask_conninfo
+from gateway_core.ledger._refund_records import RefundRecord, RefundRefused, RefundSettlement
 from gateway_core.ledger._sqlite import SQLiteLedger
 
 # Plain sorted() order, as the project checks it (ruff's RUF022 would put constants first).
@@ -41,9 +43,13 @@ __all__ = [  # noqa: RUF022
     "OutboxEvent",
     "PaymentRecord",
     "PostgresLedger",
+    "RefundRecord",
+    "RefundRefused",
+    "RefundSettlement",
     "SCHEMA_VERSION",
     "SQLiteLedger",
     "TransitionRecord",
+    "WriteOutcome",
     "open_ledger",
 ]
 

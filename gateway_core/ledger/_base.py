@@ -7,13 +7,16 @@ in :mod:`._sql`.
 from __future__ import annotations
 
 import abc
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Self
 
+import attrs
+
 from gateway_core._events import EventKind
-from gateway_core._models import PaymentStatus
+from gateway_core._models import Money, PaymentStatus
+from gateway_core._refunds import RefundStatus
 from gateway_core.ledger._records import (
     ApplyResult,
     JournalEntry,
@@ -23,6 +26,7 @@ from gateway_core.ledger._records import (
     to_utc,
     utc_now,
 )
+from gateway_core.ledger._refund_records import RefundRecord, RefundSettlement
 
 __all__ = [
     "MAX_ERROR_LENGTH",
@@ -33,6 +37,7 @@ __all__ = [
     "OutboxEvent",
     "PaymentRecord",
     "TransitionRecord",
+    "WriteOutcome",
     "to_utc",
     "utc_now",
 ]
@@ -40,13 +45,24 @@ __all__ = [
 
 #: The version of the ledger's tables this library writes; :meth:`Ledger.migrate` brings a
 #: store up to it and records it in ``gw_schema_version``.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 #: Longest ``last_error`` kept for an outbox event (after redaction).
 MAX_ERROR_LENGTH = 2000
 #: The receipt scope shared by every gateway (gateway names cannot be ``*``): receipts such
 #: as "this order is paid" that must be unique across gateways are recorded under it.
 ORDER_SCOPE = "*"
+
+
+@attrs.frozen
+class WriteOutcome:
+    """What :meth:`Ledger.commit_transition` and :meth:`Ledger.commit_record` did: the
+    result, the payment as committed (a transition that was applied), and the ids of the
+    outbox events this transaction added (an id already in the outbox is not among them)."""
+
+    result: ApplyResult
+    record: PaymentRecord | None = None
+    inserted: tuple[str, ...] = ()
 
 
 # --------------------------------------------------------------------------------------------
@@ -184,6 +200,55 @@ class Ledger(abc.ABC):
         """Like :meth:`apply_transition` without the status change (needs-review events,
         quarantined notifications): DUPLICATE when the receipt exists, else APPLIED."""
 
+    def commit_transition(
+        self,
+        payment_id: int,
+        *,
+        expected_status: PaymentStatus,
+        new_status: PaymentStatus,
+        source: str,
+        event_key: str = "",
+        receipt_key: str = "",
+        receipt_scope: str | None = None,
+        events: Iterable[OutboxEvent] = (),
+        journal: JournalEntry | None = None,
+    ) -> WriteOutcome:
+        """:meth:`apply_transition`, also returning the payment as committed and the ids of
+        the events added. The SQL ledgers do it in the one transaction; this default re-reads
+        the payment afterwards."""
+        events = tuple(events)
+        result = self.apply_transition(
+            payment_id,
+            expected_status=expected_status,
+            new_status=new_status,
+            source=source,
+            event_key=event_key,
+            receipt_key=receipt_key,
+            receipt_scope=receipt_scope,
+            events=events,
+            journal=journal,
+        )
+        if result is not ApplyResult.APPLIED:
+            return WriteOutcome(result)
+        record = self.get_payment_by_id(payment_id)
+        return WriteOutcome(result, record, tuple(e.event_id for e in events))
+
+    def commit_record(
+        self,
+        *,
+        gateway: str,
+        receipt_key: str = "",
+        events: Iterable[OutboxEvent] = (),
+        journal: JournalEntry | None = None,
+    ) -> WriteOutcome:
+        """:meth:`record_without_transition`, also returning the ids of the events added."""
+        events = tuple(events)
+        result = self.record_without_transition(
+            gateway=gateway, receipt_key=receipt_key, events=events, journal=journal
+        )
+        inserted = tuple(e.event_id for e in events) if result is ApplyResult.APPLIED else ()
+        return WriteOutcome(result, None, inserted)
+
     @abc.abstractmethod
     def has_receipt(self, gateway: str, receipt_key: str) -> bool:
         """Whether this receipt key has been recorded for this gateway."""
@@ -197,6 +262,23 @@ class Ledger(abc.ABC):
     @abc.abstractmethod
     def append_journal(self, entry: JournalEntry) -> JournalEntry:
         """Append an entry (body and reason redacted again); returns it as stored."""
+
+    def defer_journal(self, entry: JournalEntry) -> None:
+        """Append ``entry`` with this ledger's next write transaction rather than in one of
+        its own (a journal line that records no change). A crash may lose it. The SQL
+        ledgers buffer it (see :mod:`gateway_core.ledger._deferred`); this default appends
+        at once."""
+        self.append_journal(entry)
+
+    def defer_delivered(self, event_id: str, *, at: datetime) -> None:
+        """:meth:`mark_delivered` with this ledger's next write transaction. A crash may lose
+        the mark: the event is delivered again once its lease ends (at least once). This
+        default marks at once."""
+        self.mark_delivered(event_id, at=at)
+
+    def flush(self) -> None:  # noqa: B027 - optional, nothing deferred by default
+        """Write whatever :meth:`defer_journal` and :meth:`defer_delivered` left pending, in
+        one transaction (``close()`` does it too). Nothing to do by default."""
 
     @abc.abstractmethod
     def journal(
@@ -302,3 +384,49 @@ class Ledger(abc.ABC):
     @abc.abstractmethod
     def counts_by_status(self) -> dict[PaymentStatus, int]:
         """How many payments are in each status (every status present, zero included)."""
+
+    # -- refunds (gateway_core.ledger._sql_refunds) --------------------------------------------
+
+    @abc.abstractmethod
+    def request_refund(
+        self,
+        payment_id: int,
+        *,
+        refund_key: str,
+        amount: Money,
+        reason: str = "",
+        provider_reference: str = "",
+        status: RefundStatus = RefundStatus.REQUESTED,
+    ) -> tuple[RefundRecord, bool]:
+        """Record a refund before the provider is asked; return it and whether to send it.
+        :class:`RefundRefused` when the refunded total would exceed the paid amount, the
+        payment is not paid, or the key names another refund."""
+
+    @abc.abstractmethod
+    def settle_refund(
+        self,
+        refund_id: int,
+        *,
+        status: RefundStatus,
+        provider_reference: str = "",
+        source: str = "refund",
+        events: Iterable[OutboxEvent]
+        | Callable[[PaymentRecord, RefundRecord], Iterable[OutboxEvent]] = (),
+    ) -> RefundSettlement:
+        """Record the provider's answer for a refund (and, when it succeeded, the payment's
+        move to ``partially_refunded`` / ``refunded`` with ``events``) in one transaction."""
+
+    @abc.abstractmethod
+    def refunds_for_payment(self, payment_id: int) -> list[RefundRecord]:
+        """Every refund of a payment, oldest first."""
+
+    @abc.abstractmethod
+    def refund_by_key(self, gateway: str, refund_key: str) -> RefundRecord | None:
+        """The refund recorded under ``refund_key`` for ``gateway``, if any."""
+
+    @abc.abstractmethod
+    def refunds_to_settle(
+        self, *, updated_before: datetime, limit: int = 100
+    ) -> list[RefundRecord]:
+        """Open refunds (``requested``, ``unknown``, ``pending``) last changed before
+        ``updated_before``, oldest first."""

@@ -164,7 +164,9 @@ class JournalEntry:
 
     ``body`` must already be redacted by the caller; the ledger redacts it (and ``reason``)
     once more before storing, so what comes back from :meth:`Ledger.journal` may differ from
-    what was appended. The journal is append-only.
+    what was appended, unless ``redacted`` says the body was made by
+    :func:`~gateway_core._redact.redact_excerpt` already (the payment service's entries: the
+    body is redacted once, where it enters). The journal is append-only.
     """
 
     #: The kinds the core writes (any short lowercase token is accepted).
@@ -184,6 +186,9 @@ class JournalEntry:
     reason: str = attrs.field(default="", validator=_is_text)
     body: str = attrs.field(default="", validator=_is_text, repr=False)
     received_at: datetime = attrs.field(factory=utc_now, converter=to_utc)
+    #: The body is already the output of ``redact_excerpt``: stored as it is. Not stored
+    #: itself, nor compared.
+    redacted: bool = attrs.field(default=False, kw_only=True, eq=False, repr=False)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -240,6 +245,8 @@ class OutboxEvent:
         }
         if event.provider_kind:
             payload["provider_kind"] = event.provider_kind
+        if event.refund_key:
+            payload["refund_key"] = event.refund_key
         if event.event_amount is not None:
             payload["event_amount"] = str(event.event_amount.amount)
             payload["event_currency"] = event.event_amount.currency
@@ -270,6 +277,7 @@ class OutboxEvent:
                 reason=str(p.get("reason", "")),
                 gateway_name=str(p.get("gateway_name", "")),
                 provider_kind=str(p.get("provider_kind", "")),
+                refund_key=str(p.get("refund_key", "")),
                 event_amount=(
                     Money(Decimal(str(p["event_amount"])), str(p["event_currency"]))
                     if "event_amount" in p

@@ -20,7 +20,7 @@ from gateway_core._exceptions import LedgerError
 from gateway_core._models import PaymentStatus, json_object
 from gateway_core._redact import redact_text
 from gateway_core.ledger import _statements as st
-from gateway_core.ledger._base import MAX_ERROR_LENGTH
+from gateway_core.ledger._base import MAX_ERROR_LENGTH, WriteOutcome
 from gateway_core.ledger._records import (
     ApplyResult,
     JournalEntry,
@@ -29,11 +29,12 @@ from gateway_core.ledger._records import (
     TransitionRecord,
     to_utc,
 )
-from gateway_core.ledger._sql_machinery import _MARK_BATCH, SQLMachinery, _marks
+from gateway_core.ledger._sql_machinery import _MARK_BATCH, _marks
+from gateway_core.ledger._sql_refunds import SQLRefunds
 from gateway_core.ledger._statements import Rollback, Tx, check_limit, where
 
 
-class SQLLedger(SQLMachinery):
+class SQLLedger(SQLRefunds):
     """The ledger written once over a small backend interface (see the module docstring)."""
 
     # -- payments ----------------------------------------------------------------------------
@@ -92,7 +93,7 @@ class SQLLedger(SQLMachinery):
                 merchant_reference=record.merchant_reference,
             )
 
-        new_id = self._run("insert_payment", work, write=True)
+        new_id = self._write("insert_payment", work)
         return attrs.evolve(record, id=new_id, version=1)
 
     def get_payment(self, gateway: str, merchant_reference: str) -> PaymentRecord | None:
@@ -157,7 +158,7 @@ class SQLLedger(SQLMachinery):
                 )
             return current
 
-        return self._run("set_provider_reference", work, write=True)
+        return self._write("set_provider_reference", work)
 
     def mark_superseded(self, payment_id: int) -> PaymentRecord:
         def work(tx: Tx) -> PaymentRecord:
@@ -169,7 +170,7 @@ class SQLLedger(SQLMachinery):
                 raise LedgerError(f"no payment with id {payment_id}")
             return current
 
-        return self._run("mark_superseded", work, write=True)
+        return self._write("mark_superseded", work)
 
     # -- transitions, receipts ---------------------------------------------------------------
 
@@ -186,6 +187,31 @@ class SQLLedger(SQLMachinery):
         events: Iterable[OutboxEvent] = (),
         journal: JournalEntry | None = None,
     ) -> ApplyResult:
+        return self.commit_transition(
+            payment_id,
+            expected_status=expected_status,
+            new_status=new_status,
+            source=source,
+            event_key=event_key,
+            receipt_key=receipt_key,
+            receipt_scope=receipt_scope,
+            events=events,
+            journal=journal,
+        ).result
+
+    def commit_transition(
+        self,
+        payment_id: int,
+        *,
+        expected_status: PaymentStatus,
+        new_status: PaymentStatus,
+        source: str,
+        event_key: str = "",
+        receipt_key: str = "",
+        receipt_scope: str | None = None,
+        events: Iterable[OutboxEvent] = (),
+        journal: JournalEntry | None = None,
+    ) -> WriteOutcome:
         # Validates the arguments before any I/O (source, statuses, types).
         TransitionRecord(
             payment_id=payment_id,
@@ -200,20 +226,25 @@ class SQLLedger(SQLMachinery):
             raise ValueError("receipt_scope must be a non-empty str")
         events = tuple(events)
 
-        def work(tx: Tx) -> ApplyResult:
+        def work(tx: Tx) -> WriteOutcome:
             now = self._now()
-            row = tx.one(self._sql(st.PAYMENT_GATEWAY), (payment_id,))
-            if row is None:
-                raise LedgerError(f"no payment with id {payment_id}")
-            scope = row[0] if receipt_scope is None else receipt_scope
-            if receipt_key and not self._insert_receipt(tx, scope, receipt_key, payment_id, now):
-                raise Rollback(ApplyResult.DUPLICATE)
-            changed = tx.execute(
-                self._sql(st.CAS_STATUS),
+            if receipt_key:
+                scope = receipt_scope
+                if scope is None:  # the payment's gateway
+                    row = tx.one(self._sql(st.PAYMENT_GATEWAY), (payment_id,))
+                    if row is None:
+                        raise LedgerError(f"no payment with id {payment_id}")
+                    scope = row[0]
+                if not self._insert_receipt(tx, scope, receipt_key, payment_id, now):
+                    raise Rollback(WriteOutcome(ApplyResult.DUPLICATE))
+            row = tx.one(
+                self._sql(st.CAS_STATUS_RETURNING),
                 (new_status.value, self._dump_time(now), payment_id, expected_status.value),
             )
-            if not changed:
-                raise Rollback(ApplyResult.CONFLICT)
+            if row is None:
+                if tx.one(self._sql(st.PAYMENT_EXISTS), (payment_id,)) is None:
+                    raise LedgerError(f"no payment with id {payment_id}")
+                raise Rollback(WriteOutcome(ApplyResult.CONFLICT))
             tx.execute(
                 self._sql(st.INSERT_TRANSITION),
                 (
@@ -225,12 +256,12 @@ class SQLLedger(SQLMachinery):
                     self._dump_time(now),
                 ),
             )
-            self._insert_events(tx, events)
+            inserted = self._insert_events(tx, events)
             if journal is not None:
                 self._insert_journal(tx, journal)
-            return ApplyResult.APPLIED
+            return WriteOutcome(ApplyResult.APPLIED, self._payment(row), inserted)
 
-        return self._run("apply_transition", work, write=True)
+        return self._write("apply_transition", work)
 
     def record_without_transition(
         self,
@@ -240,21 +271,33 @@ class SQLLedger(SQLMachinery):
         events: Iterable[OutboxEvent] = (),
         journal: JournalEntry | None = None,
     ) -> ApplyResult:
+        return self.commit_record(
+            gateway=gateway, receipt_key=receipt_key, events=events, journal=journal
+        ).result
+
+    def commit_record(
+        self,
+        *,
+        gateway: str,
+        receipt_key: str = "",
+        events: Iterable[OutboxEvent] = (),
+        journal: JournalEntry | None = None,
+    ) -> WriteOutcome:
         if not isinstance(gateway, str) or not gateway:
             raise ValueError("gateway must be a non-empty str")
         events = tuple(events)
 
-        def work(tx: Tx) -> ApplyResult:
+        def work(tx: Tx) -> WriteOutcome:
             if receipt_key and not self._insert_receipt(
                 tx, gateway, receipt_key, None, self._now()
             ):
-                raise Rollback(ApplyResult.DUPLICATE)
-            self._insert_events(tx, events)
+                raise Rollback(WriteOutcome(ApplyResult.DUPLICATE))
+            inserted = self._insert_events(tx, events)
             if journal is not None:
                 self._insert_journal(tx, journal)
-            return ApplyResult.APPLIED
+            return WriteOutcome(ApplyResult.APPLIED, None, inserted)
 
-        return self._run("record_without_transition", work, write=True)
+        return self._write("record_without_transition", work)
 
     def has_receipt(self, gateway: str, receipt_key: str) -> bool:
         return self._run(
@@ -275,7 +318,7 @@ class SQLLedger(SQLMachinery):
     def append_journal(self, entry: JournalEntry) -> JournalEntry:
         if not isinstance(entry, JournalEntry):
             raise TypeError("append_journal takes a JournalEntry")
-        return self._run("append_journal", lambda tx: self._insert_journal(tx, entry), write=True)
+        return self._write("append_journal", lambda tx: self._insert_journal(tx, entry))
 
     def journal(
         self,
@@ -293,6 +336,7 @@ class SQLLedger(SQLMachinery):
             params.append(merchant_reference)
         params.append(check_limit(limit))
         sql = self._sql(st.SELECT_JOURNAL + where(conditions) + " ORDER BY id DESC LIMIT ?")
+        self.flush()  # a reader of this ledger sees the lines it deferred
 
         def work(tx: Tx) -> list[JournalEntry]:
             return [self._journal_entry(row) for row in reversed(tx.all(sql, tuple(params)))]
@@ -303,7 +347,7 @@ class SQLLedger(SQLMachinery):
         if not isinstance(older_than, datetime) or older_than.tzinfo is None:
             raise TypeError("older_than must be an aware datetime")
         sql, cutoff = self._sql(st.PRUNE_JOURNAL), self._dump_time(older_than)
-        return self._run("prune_journal", lambda tx: tx.execute(sql, (cutoff,)), write=True)
+        return self._write("prune_journal", lambda tx: tx.execute(sql, (cutoff,)))
 
     # -- outbox ------------------------------------------------------------------------------
 
@@ -342,7 +386,7 @@ class SQLLedger(SQLMachinery):
             tx.execute(lease, (self._dump_time(lease_until), *ids))
             return [attrs.evolve(self._event(row), next_attempt_at=lease_until) for row in rows]
 
-        return self._run("claim_events", work, write=True)
+        return self._write("claim_events", work)
 
     def mark_delivered(self, event_id: str, *, at: datetime) -> None:
         params = (self._dump_time(at), event_id)
@@ -351,7 +395,7 @@ class SQLLedger(SQLMachinery):
             if not tx.execute(self._sql(st.DELIVERED), params):
                 raise LedgerError(f"no outbox event {event_id!r}")
 
-        self._run("mark_delivered", work, write=True)
+        self._write("mark_delivered", work)
 
     def mark_failed(self, event_id: str, *, error: str, next_attempt_at: datetime) -> None:
         params = (
@@ -366,7 +410,7 @@ class SQLLedger(SQLMachinery):
             if tx.one(self._sql(st.EVENT_EXISTS), (event_id,)) is None:
                 raise LedgerError(f"no outbox event {event_id!r}")
 
-        self._run("mark_failed", work, write=True)
+        self._write("mark_failed", work)
 
     def outbox(
         self, payment_id: int | None = None, delivered: bool | None = None
@@ -379,6 +423,7 @@ class SQLLedger(SQLMachinery):
         if delivered is not None:
             conditions.append("delivered_at IS NOT NULL" if delivered else "delivered_at IS NULL")
         sql = self._sql(st.SELECT_OUTBOX + where(conditions) + " ORDER BY id")
+        self.flush()  # and the deliveries it recorded
 
         def work(tx: Tx) -> list[OutboxEvent]:
             return [self._event(row) for row in tx.all(sql, tuple(params))]
@@ -432,7 +477,7 @@ class SQLLedger(SQLMachinery):
                 changed += tx.execute(sql, (stamp, *chunk))
             return changed
 
-        return self._run("mark_examined", work, write=True) if ids else 0
+        return self._write("mark_examined", work) if ids else 0
 
     def list_payments(
         self,

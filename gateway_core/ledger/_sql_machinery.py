@@ -17,11 +17,12 @@ from typing import Any, ClassVar
 import attrs
 
 from gateway_core._events import EventKind
-from gateway_core._exceptions import LedgerError
+from gateway_core._exceptions import LedgerError, LedgerUnavailable
 from gateway_core._models import Money, PaymentStatus
-from gateway_core._redact import redact_excerpt, redact_text
+from gateway_core._redact import get_logger, redact_excerpt, redact_text
 from gateway_core.ledger import _statements as st
 from gateway_core.ledger._base import MAX_ERROR_LENGTH, SCHEMA_VERSION, Ledger
+from gateway_core.ledger._deferred import Deferred, DeferredItems
 from gateway_core.ledger._records import (
     JournalEntry,
     OutboxEvent,
@@ -30,7 +31,9 @@ from gateway_core.ledger._records import (
     to_utc,
     utc_now,
 )
-from gateway_core.ledger._statements import T, Tx
+from gateway_core.ledger._statements import Rollback, T, Tx
+
+_log = get_logger("gateway_core.ledger")
 
 #: Longest journal body stored (the service keeps far less: ``journal_body_limit``).
 _MAX_JOURNAL_BODY = 1024 * 1024
@@ -58,6 +61,7 @@ class SQLMachinery(Ledger):
         self._clock = clock or utc_now
         self._sql_cache: dict[str, str] = {}
         self._sql_lock = threading.Lock()
+        self._deferred = Deferred()
 
     # -- what a backend supplies -------------------------------------------------------------
 
@@ -196,11 +200,13 @@ class SQLMachinery(Ledger):
         )
         return inserted > 0
 
-    def _insert_events(self, tx: Tx, events: Iterable[OutboxEvent]) -> None:
+    def _insert_events(self, tx: Tx, events: Iterable[OutboxEvent]) -> tuple[str, ...]:
+        """Add the events not already in the outbox; the ids of those added."""
+        inserted: list[str] = []
         for event in events:
             if not isinstance(event, OutboxEvent):
                 raise TypeError("events must be OutboxEvent instances")
-            tx.execute(
+            added = tx.execute(
                 self._sql(st.INSERT_EVENT),
                 (
                     event.event_id,
@@ -214,10 +220,16 @@ class SQLMachinery(Ledger):
                     self._dump_time(event.next_attempt_at),
                 ),
             )
+            if added > 0:
+                inserted.append(event.event_id)
+        return tuple(inserted)
 
     def _insert_journal(self, tx: Tx, entry: JournalEntry) -> JournalEntry:
-        body = redact_excerpt(entry.body, _MAX_JOURNAL_BODY)
-        stored = attrs.evolve(entry, reason=redact_text(entry.reason), body=body)
+        # Redacted once, where it entered (the service's entries say so); others again here.
+        body = entry.body if entry.redacted else redact_excerpt(entry.body, _MAX_JOURNAL_BODY)
+        if len(body) > _MAX_JOURNAL_BODY:
+            body = redact_excerpt(body, _MAX_JOURNAL_BODY)
+        stored = attrs.evolve(entry, reason=redact_text(entry.reason), body=body, redacted=False)
         row = tx.one(
             self._sql(st.INSERT_JOURNAL),
             (
@@ -232,6 +244,76 @@ class SQLMachinery(Ledger):
         )
         assert row is not None
         return attrs.evolve(stored, id=int(row[0]))
+
+    # -- deferred writes (see gateway_core.ledger._deferred) -------------------------------------
+
+    def _write(self, operation: str, work: Callable[[Tx], T]) -> T:
+        """Run ``work`` in a write transaction that first writes what was deferred; deferred
+        items go back to the buffer when the transaction rolls back or fails."""
+        items = self._deferred.take()
+        if not items:
+            return self._run(operation, work, write=True)
+        rolled_back = False
+
+        def both(tx: Tx) -> T:
+            nonlocal rolled_back
+            rolled_back = False
+            self._write_deferred(tx, items)
+            try:
+                return work(tx)
+            except Rollback:
+                rolled_back = True
+                raise
+
+        try:
+            result = self._run(operation, both, write=True)
+        except LedgerUnavailable:
+            self._deferred.put_back(items)
+            raise
+        except Exception as exc:
+            # Never let a deferred item break the writes that carry it: try once more
+            # without them; if that commits, they were the trouble and are dropped.
+            try:
+                result = self._run(operation, work, write=True)
+            except BaseException:
+                self._deferred.put_back(items)
+                raise
+            dropped = len(items.journal) + len(items.delivered)
+            _log.warning("%d deferred ledger writes dropped: %s", dropped, type(exc).__name__)
+            return result
+        except BaseException:
+            self._deferred.put_back(items)
+            raise
+        if rolled_back:
+            self._deferred.put_back(items)
+        return result
+
+    def _write_deferred(self, tx: Tx, items: DeferredItems) -> None:
+        for entry in items.journal:
+            self._insert_journal(tx, entry)
+        for event_id, at in items.delivered:  # sorted by id: one lock order for every writer
+            tx.execute(self._sql(st.DELIVERED), (self._dump_time(at), event_id))
+
+    def defer_journal(self, entry: JournalEntry) -> None:
+        if not isinstance(entry, JournalEntry):
+            raise TypeError("defer_journal takes a JournalEntry")
+        if self._deferred.add_journal(entry):
+            self.flush()
+
+    def defer_delivered(self, event_id: str, *, at: datetime) -> None:
+        if self._deferred.add_delivered(str(event_id), to_utc(at)):
+            self.flush()
+
+    def flush(self) -> None:
+        if len(self._deferred):
+            self._write("flush_deferred", lambda tx: None)
+
+    def _flush_before_close(self) -> None:
+        """Write what was deferred, if the store answers; never raises (closing must)."""
+        try:
+            self.flush()
+        except Exception as exc:  # at worst a no-change journal line or a mark is lost
+            _log.warning("deferred ledger writes lost at close: %s", type(exc).__name__)
 
     # -- lifecycle ---------------------------------------------------------------------------
 

@@ -141,6 +141,30 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
     # The payment method the checkout chose for the attempt (the provider's own name, e.g. a
     # channel); rows written before keep '' (the gateway's default method).
     4: ("ALTER TABLE gw_payments ADD COLUMN method TEXT NOT NULL DEFAULT ''",),
+    # Refunds, one row each, recorded before the provider is asked (gateway_core.ledger.
+    # _sql_refunds); the key is the one the provider sees, unique per gateway.
+    5: (
+        """CREATE TABLE gw_refunds (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            payment_id INTEGER NOT NULL REFERENCES gw_payments (id),
+            gateway TEXT NOT NULL,
+            merchant_reference TEXT NOT NULL,
+            refund_key TEXT NOT NULL CHECK (refund_key <> ''),
+            amount_minor INTEGER NOT NULL CHECK (amount_minor > 0),
+            currency TEXT NOT NULL CHECK (length(currency) = 3),
+            status TEXT NOT NULL,
+            reason TEXT NOT NULL DEFAULT '',
+            provider_reference TEXT NOT NULL DEFAULT '',
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            version INTEGER NOT NULL CHECK (version >= 1),
+            CONSTRAINT gw_refunds_key UNIQUE (gateway, refund_key)
+        )""",
+        "CREATE INDEX gw_refunds_payment_idx ON gw_refunds (payment_id, id)".replace(
+            "gw_refunds_payment_idx", "gw_refunds_payment_idx"
+        ),
+        "CREATE INDEX gw_refunds_open_idx ON gw_refunds (status, updated_at)",
+    ),
 }
 
 
@@ -277,6 +301,7 @@ class SQLiteLedger(SQLLedger):
         self._connections.check_open()
 
     def close(self) -> None:
+        self._flush_before_close()
         self._connections.close()
 
     def ping(self, timeout: float = 2.0) -> None:

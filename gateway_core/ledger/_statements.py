@@ -60,6 +60,9 @@ CAS_STATUS = (
     "UPDATE {p}gw_payments SET status = ?, version = version + 1, updated_at = ? "
     "WHERE id = ? AND status = ?"
 )
+# The same, handing back the payment as committed (no re-read after the transaction).
+CAS_STATUS_RETURNING = CAS_STATUS + " RETURNING " + PAYMENT_COLUMNS
+PAYMENT_EXISTS = "SELECT 1 FROM {p}gw_payments WHERE id = ?"
 CAS_PROVIDER_REFERENCE = (
     "UPDATE {p}gw_payments SET provider_reference = ?, version = version + 1, updated_at = ? "
     "WHERE id = ? AND version = ?"

@@ -2,13 +2,19 @@
 (``GATEWAY_CRASH_AT``); the ledger must hold what was committed and nothing else, and a later
 process must finish the job exactly once, as the order system sees it.
 
-* ``after_commit``: the paid transition and its outbox event are committed, the hook never
-  ran. Redelivery (in-process, and ``gateway redeliver --json``) delivers it once; the
+The paid transition and its outbox event are committed in one write transaction, the event
+leased to the committing process, which runs the hook after the commit and records the
+delivery with its next write. So whatever a crash leaves behind is delivered by another
+process once that lease (60 s) ends, or at once by a forced redelivery.
+
+* ``after_commit``: the transition and its event are committed, the hook never ran.
+  Redelivery (in-process, and ``gateway redeliver``) delivers it once after the lease; the
   provider's retry of the unacknowledged notification is a duplicate.
-* ``before_ack``: the transition is committed, no acknowledgement left. Re-sending the same
-  notification is a duplicate, acknowledged with ``"00"``: one transition, one event.
-* ``after_hook``: the hook ran but ``mark_delivered`` was not committed. Redelivery runs the
-  hook again with the same ``event_id``; an order system that de-duplicates on it applies the
+* ``before_ack``: committed, the hook ran, no acknowledgement left (the delivery mark was still
+  waiting for a write). Re-sending the same notification is a duplicate, acknowledged with
+  ``"00"``: one transition, one event, delivered again after the lease with the same id.
+* ``after_hook``: the hook ran but its delivery was not recorded. Redelivery runs the hook
+  again with the same ``event_id``; an order system that de-duplicates on it applies the
   payment once.
 """
 
@@ -20,6 +26,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -206,16 +213,22 @@ def test_crash_after_commit_leaves_the_paid_event_for_redelivery(scenario: Scena
 
     recorder = HookRecorder()
     with scenario.runtime(recorder) as rt:
-        report = rt.service.redeliver()
-        assert (report.delivered, report.failed) == (1, 0)
-        assert [e.event_id for e in recorder.events] == [scenario.paid_event_id]
-        assert recorder.effects == {(ORDER, EventKind.PAID): 1}
-        assert rt.ledger.outbox(delivered=False) == []
+        # Leased to the dead worker, which was to deliver it after its commit...
+        assert rt.service.redeliver().delivered == 0
         # Nothing acknowledged the provider, so it retries: a duplicate, acknowledged "00".
         outcome = rt.service.handle_notification(GATEWAY, scenario.body, {})
         assert outcome.verdict == "duplicate"
         assert outcome.acknowledgement.accepted
         assert json.loads(outcome.acknowledgement.body)["response_code"] == "00"
+        assert recorder.events == []
+    # ...until the lease ends.
+    later = datetime.now(UTC) + timedelta(seconds=61)
+    with scenario.runtime(recorder, clock=lambda: later) as rt:
+        report = rt.service.redeliver()
+        assert (report.delivered, report.failed) == (1, 0)
+        assert [e.event_id for e in recorder.events] == [scenario.paid_event_id]
+        assert recorder.effects == {(ORDER, EventKind.PAID): 1}
+        assert rt.ledger.outbox(delivered=False) == []
         assert rt.service.redeliver(force=True).delivered == 0
     assert len(recorder.events) == 1
     record, paid, events = scenario.ledger_view()
@@ -263,7 +276,13 @@ def test_crash_after_commit_then_cli_redeliver_reports_one(scenario: Scenario) -
         ("paid", False),
     ]
 
-    assert gateway("redeliver", "--json") == {"delivered": 1, "failed": 0, "remaining": 0}
+    # Leased to the dead worker: a plain redelivery waits for the lease, a forced one not.
+    assert gateway("redeliver", "--json") == {"delivered": 0, "failed": 0, "remaining": 1}
+    assert gateway("redeliver", "--force", "--json") == {
+        "delivered": 1,
+        "failed": 0,
+        "remaining": 0,
+    }
     assert gateway("redeliver", "--json") == {"delivered": 0, "failed": 0, "remaining": 0}
     delivered = [json.loads(line) for line in hook_log.read_text().splitlines()]
     assert delivered == [{"event_id": scenario.paid_event_id, "kind": "paid"}]
@@ -276,12 +295,13 @@ def test_crash_after_commit_then_cli_redeliver_reports_one(scenario: Scenario) -
     assert [t["to"] for t in after["transitions"]] == ["pending", "paid"]
 
 
-# -- K2: killed after the commit, before the acknowledgement left --------------------------------
+# -- K2: killed after the commit and the hook, before the acknowledgement left --------------------
 
 
 def test_crash_before_ack_then_resent_notification_is_a_duplicate(scenario: Scenario) -> None:
     hooks = scenario.crash("before_ack")
-    assert hooks == []
+    # The hook ran after the commit; its delivery mark was waiting for the next write.
+    assert [h["event_id"] for h in hooks] == [scenario.paid_event_id]
     _assert_committed_not_delivered(scenario)
 
     # The provider saw no reply and sends the same notification to a restarted process.
@@ -294,10 +314,24 @@ def test_crash_before_ack_then_resent_notification_is_a_duplicate(scenario: Scen
     ack = json.loads(outcome["ack_body"])
     assert ack["response_code"] == "00"
     assert ack["bill_no"] == scenario.reference
+    assert not hook_log.exists()  # the dead worker's lease still holds the event
 
-    # The restarted process delivered the backlog, once.
-    delivered = [json.loads(line) for line in hook_log.read_text(encoding="utf-8").splitlines()]
-    assert [h["event_id"] for h in delivered] == [scenario.paid_event_id]
+    # Once the lease ends, the event is delivered again, with the same id: at least once.
+    order_system = HookRecorder()
+    seen = hooks[0]
+    order_system.gateway_payment_paid(
+        OutboxEvent(
+            event_id=seen["event_id"],
+            payment_id=None,
+            kind=EventKind(seen["kind"]),
+            payload=seen["payload"],
+        ).to_event()
+    )
+    later = datetime.now(UTC) + timedelta(seconds=61)
+    with scenario.runtime(order_system, clock=lambda: later) as rt:
+        assert rt.service.redeliver().delivered == 1
+    assert [e.event_id for e in order_system.events] == [scenario.paid_event_id] * 2
+    assert order_system.effects == {(ORDER, EventKind.PAID): 1}
     record, paid, events = scenario.ledger_view()
     assert record.status is PaymentStatus.PAID
     assert len(paid) == 1
@@ -352,8 +386,6 @@ def test_crash_after_hook_redelivers_the_same_event_id_applied_once(scenario: Sc
 
 def test_crash_after_hook_event_is_redelivered_once_the_lease_ends(scenario: Scenario) -> None:
     """Without ``force``: a process whose clock is past the dead worker's lease claims it."""
-    from datetime import UTC, datetime, timedelta
-
     hooks = scenario.crash("after_hook")
     assert [h["event_id"] for h in hooks] == [scenario.paid_event_id]
     recorder = HookRecorder()

@@ -136,6 +136,7 @@ def seed(ledger: Ledger, records: list[PaymentRecord]) -> None:
             None,
             ledger._dump_json(r.provider_data),  # type: ignore[attr-defined]
             r.idempotency_key,
+            r.method,
         )
         for r in records
     ]

@@ -76,11 +76,15 @@ class CrashingLedger:
     """The service's ledger, with a SIGKILL at one point:
 
     ``after_commit``
-        right after a status transition commits (before the service reads it back);
-    ``before_ack``
-        after that commit, when the service turns to the outbox, before any reply leaves;
+        right after the write transaction of a status transition commits (the transition
+        and its outbox event, leased to this process), before the hook runs and before any
+        reply leaves;
     ``after_hook``
-        after the order system's hook ran, before its delivery is marked.
+        after the order system's hook ran, before its delivery is recorded (the mark waits
+        for the ledger's next write);
+    ``before_ack``
+        after the service returned (committed, hook run, its mark still deferred), before the
+        acknowledgement leaves (see :func:`main`).
     """
 
     def __init__(self, inner: Any, point: str) -> None:
@@ -95,23 +99,32 @@ class CrashingLedger:
     def _die() -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
-    def apply_transition(self, *args: Any, **kwargs: Any) -> Any:
-        result = self._inner.apply_transition(*args, **kwargs)
+    def _committed_transition(self, result: ApplyResult) -> None:
         if result is ApplyResult.APPLIED:
             if self._point == "after_commit":
                 self._die()
             self._committed = True
+
+    def apply_transition(self, *args: Any, **kwargs: Any) -> Any:
+        result = self._inner.apply_transition(*args, **kwargs)
+        self._committed_transition(result)
         return result
 
-    def claim_events(self, *args: Any, **kwargs: Any) -> Any:
-        if self._point == "before_ack" and self._committed:
-            self._die()
-        return self._inner.claim_events(*args, **kwargs)
+    def commit_transition(self, *args: Any, **kwargs: Any) -> Any:
+        outcome = self._inner.commit_transition(*args, **kwargs)
+        self._committed_transition(outcome.result)
+        return outcome
 
-    def mark_delivered(self, *args: Any, **kwargs: Any) -> Any:
+    def _recording(self, name: str, *args: Any, **kwargs: Any) -> Any:
         if self._point == "after_hook":
             self._die()
-        return self._inner.mark_delivered(*args, **kwargs)
+        return getattr(self._inner, name)(*args, **kwargs)
+
+    def mark_delivered(self, *args: Any, **kwargs: Any) -> Any:
+        return self._recording("mark_delivered", *args, **kwargs)
+
+    def defer_delivered(self, *args: Any, **kwargs: Any) -> Any:
+        return self._recording("defer_delivered", *args, **kwargs)
 
 
 def main(argv: list[str]) -> int:
@@ -141,6 +154,8 @@ def main(argv: list[str]) -> int:
         outcomes = []
         for gateway_name, body in bodies:
             outcome = service.handle_notification(gateway_name, body, {})
+            if crash_at == "before_ack":  # the service is done; the reply has not left
+                os.kill(os.getpid(), signal.SIGKILL)
             outcomes.append(
                 {
                     "verdict": outcome.verdict,
