@@ -84,13 +84,13 @@ if TYPE_CHECKING:
         Hooks,
         PluginHost,
     )
-    from gateway_core._refunds import RefundReport, RefundRequest, RefundStatus
     from gateway_core._redact import (
         get_logger,
         redact_text,
         register_secret,
         register_secret_pattern,
     )
+    from gateway_core._refunds import RefundReport, RefundRequest, RefundStatus
     from gateway_core._registry import (
         ProviderInfo,
         ProviderRegistry,

@@ -127,6 +127,8 @@ class _Call:
     # Only NeverSent so far (or, when the policy allows it, 429 to a non-idempotent call).
     nothing_received: bool = True
     delays: dict[int, float] = attrs.field(factory=dict)
+    #: The first attempt's failure, made outside the retry loop, for the loop to start from.
+    first_failure: Exception | None = None
 
 
 #: Transport errors that end a call at once, whatever the request.
@@ -241,7 +243,15 @@ class ProviderClient:
         """
         call = _Call(request, parse, merchant_reference, started=self._clock())
         try:
-            return cast(T, self._retrying(self._attempt, call))
+            # The first attempt runs outside the retry machinery, which costs nothing then;
+            # only a retryable failure enters the loop, which starts from that failure.
+            try:
+                return cast(T, self._attempt(call))
+            except Exception as exc:
+                if not self._retryable(call, exc):
+                    raise
+                call.first_failure = exc
+            return cast(T, self._retrying(self._attempt_or_first_failure, call))
         except Exception as exc:
             if not self._retryable(call, exc):
                 raise  # final at its first occurrence: surfaced as-is
@@ -257,6 +267,14 @@ class ProviderClient:
             self.attempts_made = call.attempts
 
     # -- one attempt ----------------------------------------------------------------------
+
+    def _attempt_or_first_failure(self, call: _Call) -> Any:
+        """Attempt 1 of the retry loop is the one already made: its failure, raised again."""
+        failure = call.first_failure
+        if failure is not None:
+            call.first_failure = None
+            raise failure
+        return self._attempt(call)
 
     def _attempt(self, call: _Call) -> Any:
         request = call.request

@@ -27,14 +27,14 @@ from gateway_core import (
     ReturnResult,
     get_logger,
 )
-from gateway_faspay_dana._codes import SUCCESS
+from gateway_faspay_dana._codes import SUCCESS, payment_status
 from gateway_faspay_dana._config import FaspayConfig
 from gateway_faspay_dana._errors import PROVIDER, PayloadError
-from gateway_faspay_dana._messages.common import INBOUND_BILL_NO, TRX_ID
+from gateway_faspay_dana._messages.common import INBOUND_BILL_NO, TRX_ID, optional_datetime
 from gateway_faspay_dana._messages.notification import (
     NotificationAck,
-    PaymentNotification,
     decode_notification,
+    notification_fields,
 )
 from gateway_faspay_dana._messages.return_url import ReturnQuery
 from gateway_faspay_dana._signature import matches
@@ -64,8 +64,7 @@ def parse_notification(config: FaspayConfig, body: bytes) -> Notification:
     """
     try:
         fmt, payload = decode_notification(body, max_bytes=config.max_notification_bytes)
-        message = PaymentNotification.from_payload(payload)
-        return _verified(config, message, payload.get("signature"), fmt)
+        return _verified(config, notification_fields(payload), payload.get("signature"), fmt)
     except NotificationRejected:
         raise
     except PayloadError as exc:
@@ -78,9 +77,11 @@ def parse_notification(config: FaspayConfig, body: bytes) -> Notification:
 
 
 def _verified(
-    config: FaspayConfig, message: PaymentNotification, signature: object, fmt: str
+    config: FaspayConfig, message: Mapping[str, Any], signature: object, fmt: str
 ) -> Notification:
-    bill_no, code = message.bill_no, message.payment_status_code
+    """The core's :class:`Notification` of ``message`` (:class:`PaymentNotification`'s fields,
+    read once) once ``signature`` verifies; :class:`BadSignature` otherwise."""
+    bill_no, code = message["bill_no"], message["payment_status_code"]
     legacy = False
     if not matches(signature, config.user_id, config.password, bill_no, code):
         legacy = matches(signature, config.user_id, config.password, bill_no)
@@ -97,14 +98,15 @@ def _verified(
                 merchant_reference=bill_no,
             )
         log.warning("notification accepted with a legacy signature, bill_no=%s", bill_no)
-    status = message.status
+    status = payment_status(code)
+    payment_date = message["payment_date"]
     fields: dict[str, Any] = {
-        "request": message.request,
-        "merchant": message.merchant,
-        "payment_date": message.payment_date,
-        "payment_status_desc": message.payment_status_desc,
-        "payment_channel_uid": message.payment_channel_uid,
-        "payment_channel": message.payment_channel,
+        "request": message["request"],
+        "merchant": message["merchant"],
+        "payment_date": payment_date,
+        "payment_status_desc": message["payment_status_desc"],
+        "payment_channel_uid": message["payment_channel_uid"],
+        "payment_channel": message["payment_channel"],
         "legacy_signature": legacy,
     }
     log.info("notification verified, bill_no=%s, status=%s", bill_no, code)
@@ -113,19 +115,19 @@ def _verified(
         merchant_reference=bill_no,
         status=status,
         event_key=f"{bill_no}:{code}",
-        provider_reference=message.trx_id,
+        provider_reference=message["trx_id"],
         provider_status=code,
-        merchant_id=message.merchant_id,
-        amount=message.bill_total,
+        merchant_id=message["merchant_id"],
+        amount=message["bill_total"],
         # An unpaid bill's payment_total says nothing about the bill: only a paid (or
         # reversed) one is an amount the core should compare.
         paid_amount=(
-            message.payment_total
+            message["payment_total"]
             if status in (PaymentStatus.PAID, PaymentStatus.REVERSED)
             else None
         ),
-        paid_at=message.paid_at,
-        payment_reference=message.payment_reff,
+        paid_at=optional_datetime(payment_date),
+        payment_reference=message["payment_reff"],
         body_format=fmt,
         fields=fields,
     )
@@ -182,14 +184,17 @@ def render_reply(
     if isinstance(message, Notification):
         fmt = message.body_format if message.body_format in _CONTENT_TYPES else "json"
         merchant = message.fields.get("merchant")
-        text = _TEXTS.get(reason) or _printable(reason.value)[:50] or "Rejected"
+        if accepted:
+            text = "Success"
+        else:
+            text = _TEXTS.get(reason) or _printable(reason.value)[:50] or "Rejected"
         ack = NotificationAck(
             trx_id=message.provider_reference,
             merchant_id=message.merchant_id or config.merchant_id,
             merchant=merchant if isinstance(merchant, str) and merchant else config.merchant_name,
             bill_no=message.merchant_reference,
             response_code=SUCCESS if accepted else REJECTED_CODE,
-            response_desc="Success" if accepted else text,
+            response_desc=text,
             response_date=format_datetime(now),
         )
         return Acknowledgement(

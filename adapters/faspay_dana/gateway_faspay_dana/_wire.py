@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Final
@@ -39,34 +40,43 @@ _BLANK = b" \t\r\n"
 # -- dates ---------------------------------------------------------------------------------
 
 
+#: The last datetime formatted and its text: replies in the same second reuse it.
+_LAST_FORMATTED: tuple[datetime, str] | None = None
+
+
 def format_datetime(value: datetime) -> str:
     """An aware datetime as Faspay writes it: Jakarta wall time, to the second."""
+    global _LAST_FORMATTED
     if value.tzinfo is None:
         raise ValueError("datetime must be timezone-aware")
-    return value.astimezone(JAKARTA).strftime(DATETIME_FORMAT)
+    last = _LAST_FORMATTED  # one read: another thread may replace it meanwhile
+    # The same zone, fold and wall time: the same instant, so the same Jakarta text.
+    if (
+        last is not None
+        and last[0].tzinfo is value.tzinfo
+        and last[0].fold == value.fold
+        and last[0] == value
+    ):
+        return last[1]
+    text = value.astimezone(JAKARTA).strftime(DATETIME_FORMAT)
+    _LAST_FORMATTED = (value, text)
+    return text
 
 
 def parse_datetime(text: str, *, field: str = "datetime") -> datetime:
     """``YYYY-MM-DD HH:MM:SS`` (Jakarta time) as an aware datetime; :class:`PayloadError`."""
     if not isinstance(text, str) or _DATETIME.fullmatch(text) is None:
         raise PayloadError(f"{field} must be YYYY-MM-DD HH:MM:SS", field=field)
-    try:  # by hand: strptime is several times slower, and the shape is already checked
-        return datetime(
-            int(text[0:4]),
-            int(text[5:7]),
-            int(text[8:10]),
-            int(text[11:13]),
-            int(text[14:16]),
-            int(text[17:19]),
-            tzinfo=JAKARTA,
-        )
+    try:  # the shape is checked above; fromisoformat is several times faster than strptime
+        return datetime.fromisoformat(text).replace(tzinfo=JAKARTA)
     except ValueError:
         raise PayloadError(f"{field} is not a valid date", field=field) from None
 
 
 def jakarta_now() -> datetime:
     """The current time in Jakarta, to the second."""
-    return datetime.now(JAKARTA).replace(microsecond=0)
+    # The same as datetime.now(JAKARTA).replace(microsecond=0), in a third of the time.
+    return datetime.fromtimestamp(int(time.time()), JAKARTA)
 
 
 # -- amounts -------------------------------------------------------------------------------
@@ -86,12 +96,26 @@ def to_wire_amount(money: Money, *, field: str = "amount") -> str:
     return text
 
 
+#: Amounts read from the wire, by their text (``Money`` is immutable; prices repeat).
+_AMOUNTS: dict[str, Money] = {}
+_AMOUNTS_KEPT: Final = 1024
+
+
 def from_wire_amount(text: str, *, field: str = "amount", allow_decimals: bool = False) -> Money:
     """``"200000"`` → ``Money("2000.00", "IDR")``; :class:`PayloadError` for anything but
     1–15 digits. With ``allow_decimals``, the legacy ``"8000.00"`` form (rupiah with two
     decimals, §4.1) is accepted too, for parsing other clients' requests."""
+    if text.__class__ is str:
+        known = _AMOUNTS.get(text)
+        if known is not None:
+            return known
     if isinstance(text, str) and _DIGITS.fullmatch(text) and len(text) <= MAX_AMOUNT_DIGITS:
-        return Money.from_minor_units(int(text), CURRENCY)
+        money = Money.from_minor_units(int(text), CURRENCY)
+        if text.__class__ is str:
+            if len(_AMOUNTS) >= _AMOUNTS_KEPT:
+                _AMOUNTS.clear()
+            _AMOUNTS[text] = money
+        return money
     if allow_decimals and isinstance(text, str):
         match = _DECIMAL_AMOUNT.fullmatch(text)
         if match and len(match.group(1)) + 2 <= MAX_AMOUNT_DIGITS:
@@ -205,16 +229,23 @@ _CODE = re.compile(r"[0-9A-Za-z]{1,4}")
 
 
 def _no_duplicates(pairs: list[tuple[str, object]]) -> dict[str, object]:
-    result: dict[str, object] = {}
-    for key, value in pairs:
-        if key in result:
-            raise PayloadError("duplicate key in JSON object", field=key)
-        result[key] = value
+    result = dict(pairs)
+    if len(result) != len(pairs):  # a key came twice: name the first repeated one
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise PayloadError("duplicate key in JSON object", field=key)
+            seen.add(key)
     return result
 
 
 def _no_constants(name: str) -> object:
     raise PayloadError(f"{name} is not valid JSON")
+
+
+# Built once: json.loads and json.dumps with options build a new decoder or encoder per call.
+_DECODER: Final = json.JSONDecoder(object_pairs_hook=_no_duplicates, parse_constant=_no_constants)
+_ENCODER: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True)
 
 
 def _too_deep(data: bytes, limit: int) -> bool:
@@ -252,8 +283,10 @@ def decode_json_object(body: bytes, *, max_depth: int = MAX_DEPTH) -> dict[str, 
     if _too_deep(bytes(body), max_depth):
         raise PayloadError("JSON nested too deeply")
     try:
-        text = bytes(body).decode("utf-8-sig")
-        value = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constants)
+        data = bytes(body)
+        # "utf-8-sig" by hand: that codec is written in Python, plain UTF-8 is not.
+        text = (data[len(_BOM) :] if data.startswith(_BOM) else data).decode("utf-8")
+        value = _DECODER.decode(text)
     except PayloadError:
         raise
     except (ValueError, RecursionError):
@@ -265,7 +298,7 @@ def decode_json_object(body: bytes, *, max_depth: int = MAX_DEPTH) -> dict[str, 
 
 def encode_json(payload: Mapping[str, object]) -> bytes:
     """Compact ASCII JSON (non-ASCII characters as ``\\u`` escapes)."""
-    return json.dumps(payload, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+    return _ENCODER.encode(payload).encode("ascii")
 
 
 # -- XML -----------------------------------------------------------------------------------

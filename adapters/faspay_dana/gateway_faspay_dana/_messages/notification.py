@@ -8,14 +8,15 @@ on the raw value.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Self
+from typing import Any, Final, Self
 
 import attrs
 
 from gateway_core import Money, PaymentStatus
-from gateway_faspay_dana._codes import SUCCESS, payment_status
+from gateway_faspay_dana._codes import PAYMENT_STATUSES, SUCCESS, payment_status
 from gateway_faspay_dana._errors import PayloadError
 from gateway_faspay_dana._messages.common import (
     DIGITS,
@@ -31,8 +32,12 @@ from gateway_faspay_dana._wire import (
     decode_xml_fields,
     encode_json,
     encode_xml,
+    from_wire_amount,
     sniff_format,
 )
+
+#: What :func:`~gateway_faspay_dana._wire.from_wire_amount` accepts without ``allow_decimals``.
+_AMOUNT_TEXT: Final = re.compile(r"[0-9]{1,15}")
 
 
 @attrs.frozen(kw_only=True)
@@ -76,6 +81,11 @@ class PaymentNotification:
 
     @classmethod
     def from_payload(cls, payload: Mapping[str, object]) -> Self:
+        return cls(**notification_fields(payload))
+
+    @classmethod
+    def _from_fields(cls, payload: Mapping[str, object]) -> Self:
+        """The field-by-field reading: every rule, in order; the reference for the lean one."""
         fields = Fields(payload, what="notification")
         bill_total = fields.amount("bill_total", required=True)
         assert bill_total is not None
@@ -98,6 +108,70 @@ class PaymentNotification:
             request=fields.text("request"),
             signature=signature if isinstance(signature, str) else "",
         )
+
+
+#: (key, required, pattern, max_length, "null" reads as empty) of each string field, as
+#: :meth:`PaymentNotification.from_payload` reads them with :class:`Fields`.
+_PLAIN_FIELDS: tuple[tuple[str, bool, re.Pattern[str] | None, int, bool], ...] = (
+    ("trx_id", True, TRX_ID, 255, False),
+    ("merchant_id", True, MERCHANT_ID, 255, False),
+    ("bill_no", True, INBOUND_BILL_NO, 255, False),
+    ("payment_status_code", True, None, 255, False),
+    ("bill_total", True, _AMOUNT_TEXT, 32, False),
+    ("payment_total", False, _AMOUNT_TEXT, 32, False),
+    ("payment_reff", False, None, 255, True),
+    ("payment_date", False, None, 255, True),
+    ("payment_status_desc", False, None, 255, False),
+    ("merchant", False, None, 255, False),
+    ("payment_channel_uid", False, DIGITS, 255, False),
+    ("payment_channel", False, None, 255, False),
+    ("request", False, None, 255, False),
+)
+
+
+def _read_plain(payload: Mapping[str, object]) -> dict[str, Any] | None:
+    """The fields of a notification whose every field is a well-formed string (or absent
+    when optional): what Faspay sends. ``None`` for anything else, which the field-by-field
+    reading then refuses or accepts with the same rules (one pass, no second model)."""
+    if payload.__class__ is not dict:
+        return None
+    get = payload.get
+    out: dict[str, Any] = {}
+    for key, required, pattern, max_length, null_literal in _PLAIN_FIELDS:
+        value = get(key)
+        if value.__class__ is not str:
+            if value is None and not required:
+                out[key] = ""
+                continue
+            return None
+        if null_literal and value == "null":
+            value = ""
+        if not value:
+            if required:
+                return None
+        elif len(value) > max_length or (pattern is not None and not pattern.fullmatch(value)):
+            return None
+        out[key] = value
+    if out["payment_status_code"] not in PAYMENT_STATUSES:
+        return None
+    out["bill_total"] = from_wire_amount(out["bill_total"], field="bill_total")
+    paid = out["payment_total"]
+    out["payment_total"] = from_wire_amount(paid, field="payment_total") if paid else None
+    signature = get("signature")
+    out["signature"] = signature if signature.__class__ is str else ""
+    return out
+
+
+def notification_fields(payload: Mapping[str, object]) -> dict[str, Any]:
+    """The fields of :class:`PaymentNotification` read from ``payload``, as keyword arguments
+    (what the gateway verifies, without building the message class first); a
+    :class:`PayloadError` naming the first field that breaks a rule."""
+    lean = _read_plain(payload)
+    if lean is not None:
+        return lean
+    # Anything unusual (a number, a missing or broken field): the field-by-field reading,
+    # whose first complaint names the field.
+    return attrs.asdict(PaymentNotification._from_fields(payload), recurse=False)
 
 
 def decode_notification(body: bytes, *, max_bytes: int) -> tuple[str, dict[str, object]]:
