@@ -6,7 +6,10 @@ customer paid, the bill expired); ``inquire`` and ``cancel`` answer from it;
 :meth:`FakeGateway.notification` builds a notification the way the provider would send it,
 a JSON body signed with HMAC-SHA256 of the raw body in the ``Fake-Signature`` header (so the
 signature covers every field), and :meth:`FakeGateway.event` a provider event that is not a
-status change (a refund); the reply is ``200 ok`` or ``400 rejected``.
+status change (a refund); the reply is ``200 ok`` or ``400 rejected``. ``refund`` refunds a
+paid bill (idempotent by key, never above the paid amount); :meth:`FakeGateway.refund_notification`
+reports a bill's refunds the way a provider's refund notification does, and ``inquire`` lists
+them. Set ``lose_refund_answers`` to lose that many refund answers after the refund was made.
 
 Its trust declaration is the strongest there is; a test of the rules for weaker providers
 derives one with :meth:`FakeGateway.with_trust`. Imported from :mod:`gateway_core.testing`.
@@ -26,7 +29,12 @@ from typing import Any, ClassVar, Self
 import attrs
 
 from gateway_core._config import SettingsReader
-from gateway_core._exceptions import BadSignature, MalformedNotification, ProviderRefused
+from gateway_core._exceptions import (
+    BadSignature,
+    MalformedNotification,
+    OutcomeUnknown,
+    ProviderRefused,
+)
 from gateway_core._gateway import Gateway
 from gateway_core._inbound import InboundRequest, ProviderEvent, Reason, Verdict
 from gateway_core._models import (
@@ -43,6 +51,7 @@ from gateway_core._models import (
     StatusReport,
     TrustDeclaration,
 )
+from gateway_core._refunds import RefundReport, RefundRequest, RefundStatus
 from gateway_core._transport import Transport
 
 SIGNATURE_HEADER = "Fake-Signature"
@@ -81,6 +90,7 @@ class FakeGateway(Gateway):
         self._lock = threading.Lock()
         self.refuse_create: set[str] = set()
         self.calls: list[str] = []
+        self.lose_refund_answers = 0
 
     @classmethod
     def from_config(
@@ -120,11 +130,49 @@ class FakeGateway(Gateway):
             bill = self._bills[merchant_reference]
             bill["status"] = status
             bill["paid"] = paid or bill["amount"]
+            bill.setdefault("refunds", [])
 
     def bill(self, merchant_reference: str) -> dict[str, Any]:
         """What the provider holds about a bill (a copy)."""
         with self._lock:
             return dict(self._bills[merchant_reference])
+
+    def refund_at_provider(self, merchant_reference: str, amount: Money, refund_id: str) -> None:
+        """A refund made at the provider without this library (its dashboard)."""
+        with self._lock:
+            self._book_refund(self._bills[merchant_reference], "", amount, refund_id)
+
+    @staticmethod
+    def _book_refund(bill: dict[str, Any], key: str, amount: Money, refund_id: str) -> None:
+        refunds: list[dict[str, Any]] = bill.setdefault("refunds", [])
+        refunds.append({"key": key, "amount": amount, "id": refund_id})
+        total = sum(r["amount"].minor_units for r in refunds)
+        full = total >= bill["paid"].minor_units
+        bill["status"] = PaymentStatus.REFUNDED if full else PaymentStatus.PARTIALLY_REFUNDED
+
+    def _refund_reports(
+        self, merchant_reference: str, bill: dict[str, Any]
+    ) -> tuple[RefundReport, ...]:
+        return tuple(
+            RefundReport(
+                provider=self.name,
+                merchant_reference=merchant_reference,
+                key=r["key"],
+                status=RefundStatus.SUCCEEDED,
+                amount=r["amount"],
+                provider_reference=r["id"],
+            )
+            for r in bill.get("refunds", ())
+        )
+
+    def refund_notification(self, merchant_reference: str) -> tuple[bytes, dict[str, str]]:
+        """The provider's refund notification for the bill: its status and every refund."""
+        bill = self.bill(merchant_reference)
+        refunds = [
+            {"key": r["key"], "amount": str(r["amount"].amount), "id": r["id"]}
+            for r in bill.get("refunds", ())
+        ]
+        return self.notification(merchant_reference, bill["status"], refunds=refunds)
 
     def notification(
         self, merchant_reference: str, status: PaymentStatus | None = None, **overrides: Any
@@ -222,7 +270,33 @@ class FakeGateway(Gateway):
             status=status,
             amount=bill["paid"] if status is PaymentStatus.PAID else None,
             merchant_id=self._merchant_id,
+            refunds=self._refund_reports(payment.merchant_reference, bill),
         )
+
+    def refund(self, payment: Payment, request: RefundRequest) -> RefundReport:
+        self.calls.append("refund")
+        with self._lock:
+            bill = self._bills[payment.merchant_reference]
+            known = [r for r in bill.get("refunds", ()) if r["key"] == request.key]
+            if known and known[0]["amount"] != request.amount:
+                raise ProviderRefused("duplicate refund id", provider=self.name)
+            if not known:
+                refundable = (PaymentStatus.PAID, PaymentStatus.PARTIALLY_REFUNDED)
+                if bill["status"] not in refundable:
+                    raise ProviderRefused("the payment cannot be refunded", provider=self.name)
+                total = sum(r["amount"].minor_units for r in bill.get("refunds", ()))
+                if total + request.amount.minor_units > bill["paid"].minor_units:
+                    raise ProviderRefused("invalid refund amount", provider=self.name)
+                self._book_refund(bill, request.key, request.amount, f"rf{next(self._ids)}")
+            if self.lose_refund_answers:
+                self.lose_refund_answers -= 1
+                raise OutcomeUnknown("refund answer lost", provider=self.name)
+            (report,) = [
+                r
+                for r in self._refund_reports(payment.merchant_reference, bill)
+                if r.key == request.key
+            ]
+        return report
 
     def cancel(self, payment: Payment, reason: str = "") -> StatusReport:
         self.calls.append("cancel")
@@ -265,18 +339,30 @@ class FakeGateway(Gateway):
                     fields={"merchant_id": merchant},
                 )
             status = PaymentStatus(data["status"])
+            refunds = tuple(
+                RefundReport(
+                    provider=self.name,
+                    merchant_reference=reference,
+                    key=str(r["key"]),
+                    status=RefundStatus.SUCCEEDED,
+                    amount=Money(Decimal(r["amount"]), amount.currency),
+                    provider_reference=str(r["id"]),
+                )
+                for r in data.get("refunds", ())
+            )
         except (ValueError, KeyError, TypeError, ArithmeticError):
             raise MalformedNotification("malformed fake notification", provider=self.name) from None
         return Notification(
             provider=self.name,
             merchant_reference=reference,
             status=status,
-            event_key=f"{reference}:{status.value}",
+            event_key=f"{reference}:{status.value}" + (f":{len(refunds)}" if refunds else ""),
             provider_reference=bill_id,
             provider_status=status.value,
             merchant_id=merchant,
             amount=amount if status is not PaymentStatus.PAID else None,
             paid_amount=amount if status is PaymentStatus.PAID else None,
+            refunds=refunds,
         )
 
     def reply(

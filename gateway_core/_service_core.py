@@ -15,7 +15,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
 import attrs
@@ -36,6 +36,7 @@ from gateway_core._models import (
 )
 from gateway_core._plugins import Hooks
 from gateway_core._redact import get_logger, redact_excerpt
+from gateway_core._refunds import RefundReport
 from gateway_core._service_types import DeliveryReport, ServicePolicy
 from gateway_core._state import Decision, decide, review_reason
 from gateway_core.ledger import (
@@ -55,6 +56,11 @@ _S = PaymentStatus
 #: after the commit (the same lease as :meth:`ServiceCore.deliver_events` takes).
 INLINE_LEASE = 60.0
 
+
+_REFUNDABLE = frozenset(
+    {PaymentStatus.PAID, PaymentStatus.PARTIALLY_REFUNDED, PaymentStatus.REFUNDED}
+)
+_REFUND_STATUSES = frozenset({PaymentStatus.PARTIALLY_REFUNDED, PaymentStatus.REFUNDED})
 
 #: Event kinds with one event per discriminator (a provider event's key, a refund's key).
 _DISCRIMINATED = frozenset(
@@ -255,10 +261,22 @@ class ServiceCore:
         source: str,
         event_key: str,
         body: str = "",
+        refunds: Sequence[RefundReport] = (),
     ) -> tuple[Verdict, Reason, PaymentRecord]:
         """Apply ``reported`` to ``record`` along the state machine. Returns (verdict, reason,
-        record). Safe under concurrency: a lost compare-and-set re-reads and decides again."""
+        record). Safe under concurrency: a lost compare-and-set re-reads and decides again.
+
+        A report of refunds (``partially_refunded`` / ``refunded``, or a refund list) for a
+        paid payment is applied refund by refund (:meth:`_apply_refunds`): the payment's
+        status follows the refunded total, never the reported word."""
         gateway_name = record.gateway
+        if record.status in _REFUNDABLE and (reported in _REFUND_STATUSES or refunds):
+            changed = self._apply_refunds(record, reported, refunds, source, event_key)
+            assert record.id is not None
+            after = self.ledger.get_payment_by_id(record.id) or record
+            verdict = Verdict.APPLIED if changed else Verdict.DUPLICATE
+            self._no_change(after, source, verdict.value, "", body)
+            return verdict, Reason.NONE, after
         for _ in range(8):
             decision = decide(record.status, reported)
             if decision is Decision.SAME:  # decided by the read: no write transaction
@@ -321,6 +339,18 @@ class ServiceCore:
             "could not apply status after repeated conflicts",
             merchant_reference=record.merchant_reference,
         )
+
+    def _apply_refunds(
+        self,
+        record: PaymentRecord,
+        reported: PaymentStatus,
+        refunds: Sequence[RefundReport],
+        source: str,
+        event_key: str,
+    ) -> int:
+        """Settle the refunds a provider reports; how many changed. Without refunds (this
+        core alone) nothing is applied: a refund needs the refund service."""
+        return 0
 
     def _review(
         self, record: PaymentRecord, reason: Reason, event_key: str, source: str, body: str

@@ -228,6 +228,7 @@ class InboundService(ServiceCore):
             source="notification",
             event_key=notification.event_key,
             body=text,
+            refunds=notification.refunds,
         )
         return _Decided(verdict, reason, record)
 
@@ -256,7 +257,7 @@ class InboundService(ServiceCore):
         verdict, reason = Verdict.REJECTED, Reason.STATUS_UNCONFIRMED
         if report is not None and report.status is not _S.UNKNOWN:
             same_claim = report.status is notification.status
-            if decide(record.status, report.status) is not Decision.SAME:
+            if decide(record.status, report.status) is not Decision.SAME or report.refunds:
                 verdict, reason, record = self._apply(
                     record,
                     report.status,
@@ -265,6 +266,7 @@ class InboundService(ServiceCore):
                     if same_claim
                     else f"{record.merchant_reference}:{report.provider_status or 'inquiry'}",
                     body=text,
+                    refunds=report.refunds,
                 )
             else:
                 verdict, reason = Verdict.DUPLICATE, Reason.NONE
@@ -500,6 +502,7 @@ class InboundService(ServiceCore):
             report.status,
             source=source,
             event_key=f"{record.merchant_reference}:{code}",
+            refunds=report.refunds,
         )
         self._after_commit()
         return record

@@ -25,7 +25,7 @@ The rules (see also :mod:`gateway_core._refunds`):
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import timedelta
 
 import attrs
@@ -103,8 +103,11 @@ class RefundingService(ServiceCore):
         record = self.payment(gateway_name, merchant_reference)
         assert record.id is not None
         if record.status not in _REFUNDABLE:
+            done = record.status is PaymentStatus.REFUNDED
             raise InvalidRequest(
-                f"payment is {record.status.value}: only a paid payment can be refunded",
+                "nothing left to refund: the payment is refunded"
+                if done
+                else f"payment is {record.status.value}: only a paid payment can be refunded",
                 field="status",
                 provider=gateway_name,
                 merchant_reference=merchant_reference,
@@ -217,6 +220,37 @@ class RefundingService(ServiceCore):
         if settlement.events:
             self._after_commit()
         return settlement.refund
+
+    def _apply_refunds(
+        self,
+        record: PaymentRecord,
+        reported: PaymentStatus,
+        refunds: Sequence[RefundReport],
+        source: str,
+        event_key: str,
+    ) -> int:
+        if not refunds and reported is PaymentStatus.REFUNDED:
+            # "All refunded" with no list: the remaining amount, named by the report.
+            assert record.id is not None
+            held = sum(
+                r.amount.minor_units
+                for r in self.ledger.refunds_for_payment(record.id)
+                if r.status is _R.SUCCEEDED
+            )
+            left = record.amount.minor_units - held
+            if left <= 0:
+                return 0
+            refunds = [
+                RefundReport(
+                    provider=record.provider,
+                    merchant_reference=record.merchant_reference,
+                    key="",
+                    status=_R.SUCCEEDED,
+                    amount=Money.from_minor_units(left, record.amount.currency),
+                    provider_reference=event_key,
+                )
+            ]
+        return self.apply_refund_reports(record, refunds, source=source)
 
     def apply_refund_reports(
         self, record: PaymentRecord, reports: Iterable[RefundReport], *, source: str

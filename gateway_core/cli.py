@@ -21,6 +21,12 @@ from typing import Any, TextIO
 import attrs
 
 from gateway_core._cli_maintenance import PRUNE_HELP, add_prune_arguments, prune
+from gateway_core._cli_refund import (
+    REFUND_HELP,
+    add_demo_arguments,
+    add_refund_arguments,
+    refund,
+)
 from gateway_core._cli_support import (
     CommandError,
     Parser,
@@ -325,6 +331,13 @@ def _cancel(args: argparse.Namespace, out: TextIO) -> int:
         return EXIT_OK
 
 
+@command("refund")
+def _refund(args: argparse.Namespace, out: TextIO) -> int:
+    with _runtime(args) as rt:
+        _emit(args, out, *refund(rt.service, args.gateway or _only_gateway(rt), args))
+        return EXIT_OK
+
+
 @command("create")
 def _create(args: argparse.Namespace, out: TextIO) -> int:
     with _runtime(args) as rt:
@@ -448,39 +461,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     add("providers", "list installed providers, their plugin, version and capabilities")
 
-    p = add("demo", "run a complete payment against a provider's emulator, on a throwaway ledger")
-    p.add_argument(
-        "--provider", default="", help="provider to demo (default: the first with a sandbox)"
+    add_demo_arguments(
+        add("demo", "run a complete payment against a provider's emulator, on a throwaway ledger"),
+        _count,
     )
-    p.add_argument(
-        "--method",
-        "--channel",
-        default="",
-        help="payment method / channel, by the provider's name (default: the provider's)",
-    )
-    p.add_argument(
-        "--customer",
-        choices=["pay", "fail", "abandon"],
-        default="pay",
-        help="what the customer does",
-    )
-    p.add_argument(
-        "--duplicate-notifications",
-        type=_count,
-        default=0,
-        metavar="N",
-        help="the emulator delivers each notification N extra times",
-    )
-    p.add_argument(
-        "--drop-notifications",
-        action="store_true",
-        help="the emulator never delivers notifications; reconcile settles the payment",
-    )
-    p.add_argument("--amount", default="2000", help="decimal amount (default 2000)")
-    p.add_argument(
-        "--currency", default="", help="ISO 4217 code (default: the provider's, if it has one)"
-    )
-    p.add_argument("--keep-ledger", action="store_true", help="keep the throwaway SQLite file")
+    add_refund_arguments(add("refund", REFUND_HELP))
 
     p = add("serve", "serve the notification and return endpoints with waitress")
     p.add_argument("--host", default="127.0.0.1")

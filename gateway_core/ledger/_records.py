@@ -146,7 +146,16 @@ class TransitionRecord:
 
     #: What may cause a transition.
     SOURCES: ClassVar[frozenset[str]] = frozenset(
-        {"create", "notification", "inquiry", "return", "reconcile", "cancel", "operator"}
+        {
+            "create",
+            "notification",
+            "inquiry",
+            "return",
+            "reconcile",
+            "cancel",
+            "operator",
+            "refund",
+        }
     )
 
     id: int | None = attrs.field(default=None, validator=_optional_id)
@@ -171,7 +180,7 @@ class JournalEntry:
 
     #: The kinds the core writes (any short lowercase token is accepted).
     KINDS: ClassVar[frozenset[str]] = frozenset(
-        {"notification", "return", "create", "inquiry", "cancel", "reconcile"}
+        {"notification", "return", "create", "inquiry", "cancel", "reconcile", "refund"}
     )
     #: The verdicts the core writes (any short lowercase token is accepted).
     VERDICTS: ClassVar[frozenset[str]] = frozenset(

@@ -953,3 +953,16 @@ def test_emulator_command_starts_prints_its_urls_and_stops(suite: Any, tmp_path:
     assert "Faspay DANA emulator stopped." in out
     assert "Traceback" not in err
     assert password not in out + err
+
+
+def test_refund_on_a_provider_that_cannot_refund_is_one_line_and_changes_nothing(
+    cli: Cli,
+) -> None:
+    reference = cli.create("O-RF", "5000")["merchant_reference"]
+    cli.emulator.app.pay(reference)
+    assert cli.json("inquire", reference)["status"] == "paid"
+    result = cli.run("refund", reference, "--amount", "1000")
+    line = assert_one_line_error(result, "refund")
+    assert "cannot refund" in line
+    _, transitions, _events = _stored(cli, reference)
+    assert transitions[-1][1] == "paid"
