@@ -114,7 +114,7 @@ IDEMPOTENT_CREATE_TRIES = 2
 IDEMPOTENT_CREATE_PAUSE = 0.5
 
 
-class PaymentService(InboundService, ReconcilingService, RefundingService):
+class PaymentService(InboundService, RefundingService, ReconcilingService):
     """What the platform calls. One instance can serve several configured gateways.
 
     ``gateways`` maps configured gateway names to gateways; ``hooks`` is the

@@ -27,6 +27,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterable, Sequence
 from datetime import timedelta
+from typing import Any
 
 import attrs
 
@@ -45,6 +46,7 @@ from gateway_core._models import Capability, Money, PaymentStatus
 from gateway_core._redact import get_logger
 from gateway_core._refunds import RefundReport, RefundRequest, RefundStatus
 from gateway_core._service_core import ServiceCore
+from gateway_core._service_types import ReconcileReport
 from gateway_core.ledger import (
     OutboxEvent,
     PaymentRecord,
@@ -289,6 +291,22 @@ class RefundingService(ServiceCore):
             )
             changed += 1
         return changed
+
+    def reconcile(self, **options: Any) -> ReconcileReport:
+        """:meth:`ReconcilingService.reconcile`, then :meth:`settle_refunds` for the same
+        gateways and grace (its counts in ``refunds_examined`` / ``refunds_settled``)."""
+        report: ReconcileReport = super().reconcile(**options)  # type: ignore[misc]
+        refunds = self.settle_refunds(
+            gateway_names=options.get("gateway_names"),
+            grace=options.get("grace"),
+            limit=options.get("limit", 100),
+        )
+        return attrs.evolve(
+            report,
+            refunds_examined=refunds.examined,
+            refunds_settled=refunds.settled,
+            errors=report.errors + refunds.errors,
+        )
 
     def settle_refunds(
         self,

@@ -79,6 +79,10 @@ class ReconcileReport:
     reviews: int = 0
     unconfigured: int = 0
     unconfigured_gateways: tuple[str, ...] = ()
+    #: Open refunds (outcome unknown, or not yet confirmed) asked about, and how many of
+    #: them were settled (see :meth:`PaymentService.settle_refunds`).
+    refunds_examined: int = 0
+    refunds_settled: int = 0
 
 
 @attrs.frozen

@@ -338,6 +338,8 @@ def test_reconcile_settles_payments_whose_notifications_were_dropped(cli: Cli) -
         "reviews": 0,
         "unconfigured": 0,
         "unconfigured_gateways": [],
+        "refunds_examined": 0,
+        "refunds_settled": 0,
     }
     assert _counts(cli) == {"paid": 1, "failed": 1}
     assert _stored(cli, paid)[1][-1] == ("pending", "paid", "reconcile")
