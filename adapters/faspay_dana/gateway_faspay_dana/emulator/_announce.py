@@ -15,7 +15,7 @@ from gateway_faspay_dana.emulator._clock import EmulatorClock
 from gateway_faspay_dana.emulator._faults import FaultPlan
 from gateway_faspay_dana.emulator._messages import notification_fields
 from gateway_faspay_dana.emulator._model import Bill, Merchant
-from gateway_faspay_dana.emulator._notifier import NotificationPlan, Notifier
+from gateway_faspay_dana.emulator._notifier import NotificationPlan, Notifier, faspay_message
 from gateway_faspay_dana.emulator._settings import Settings
 from gateway_faspay_dana.emulator._store import MerchantBook
 
@@ -42,24 +42,26 @@ class Announcer:
         merchant = self._merchants.get(bill.merchant_id)
         if merchant is None:  # pragma: no cover
             return []
-        faults = {f.kind: f for f in self._faults.take_notification(status, bill.bill_no)}
+        faults = {
+            f.kind: f
+            for f in self._faults.take_notification(on_status=status, bill_no=bill.bill_no)
+        }
         fields = self._fields(merchant, bill, status, legacy="legacy_signature" in faults)
         reorder = None
         if "reorder" in faults:
             reorder = self._fields(
                 merchant, bill, str(faults["reorder"].param("status")), legacy=False, scripted=True
             )
+        fmt = merchant.notification_format
         plan = NotificationPlan(
-            merchant_id=merchant.merchant_id,
             url=merchant.notification_url,
-            format=merchant.notification_format,
-            fields=fields,
+            message=faspay_message(merchant.merchant_id, fields, fmt),
             faults=sorted(faults),
             delay=float(faults["delay"].param("seconds")) if "delay" in faults else 0.0,
             duplicates=int(faults["duplicate"].param("times")) if "duplicate" in faults else 0,
             burst=int(faults["burst"].param("times")) if "burst" in faults else 1,
             drop="drop" in faults,
-            reorder_fields=reorder,
+            reorder=None if reorder is None else faspay_message(merchant.merchant_id, reorder, fmt),
             kind=kind,
         )
         return [d.to_dict() for d in self._notifier.submit(plan)]

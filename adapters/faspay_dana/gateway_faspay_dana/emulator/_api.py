@@ -11,11 +11,13 @@ processed at all, reshapes the reply as the fault says and logs the request.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 from wsgiref.types import StartResponse, WSGIEnvironment
 
+from gateway_core.emulation.faults import drip, processes, shaped_reply
+from gateway_core.emulation.requestlog import RequestLog
 from gateway_faspay_dana.emulator import _codes as codes
 from gateway_faspay_dana.emulator._channels import channel_name
 from gateway_faspay_dana.emulator._dana_page import DanaPage
@@ -24,7 +26,6 @@ from gateway_faspay_dana.emulator._families import post_data_extras, qr_payload
 from gateway_faspay_dana.emulator._faults import SOCKET_FAULTS, Fault, FaultPlan
 from gateway_faspay_dana.emulator._model import Merchant
 from gateway_faspay_dana.emulator._ovo_direct import OvoDirect
-from gateway_faspay_dana.emulator._pages import error_html
 from gateway_faspay_dana.emulator._reply import (
     CONNECTION_KEY,
     CONTROL_KEY,
@@ -38,7 +39,6 @@ from gateway_faspay_dana.emulator._reply import (
     status_line,
     text_or_none,
 )
-from gateway_faspay_dana.emulator._requestlog import RequestLog
 from gateway_faspay_dana.emulator._settings import Settings
 from gateway_faspay_dana.emulator._store import BillStore, MerchantBook
 from gateway_faspay_dana.emulator._validation import (
@@ -53,10 +53,8 @@ from gateway_faspay_dana.emulator._xml import XML_CONTENT_TYPE, parse_xml, rende
 
 Handler = Callable[[dict[str, Any], WSGIEnvironment], Reply]
 
-#: Faults after which the request is not processed at all.
-_UNPROCESSED = ("reset_before_read", "close_without_response", "business_error")
-#: Faults that process the request only if their ``process`` parameter says so.
-_MAYBE_PROCESSED = ("http_5xx", "http_429", "malformed_json", "empty_body", "html_200")
+#: Faspay's own fault after which the request is not processed at all (besides the kit's).
+_UNPROCESSED = ("business_error",)
 
 
 class FaspayApi:
@@ -111,12 +109,7 @@ class FaspayApi:
             self._record(endpoint, method, path, environ, fault, refused, processed=False, xml=xml)
             return send(start_response, refused)
 
-        process = True
-        if kind in _UNPROCESSED:
-            process = False
-        elif kind in _MAYBE_PROCESSED:
-            assert fault is not None
-            process = bool(fault.param("process"))
+        process = processes(fault, _UNPROCESSED)
 
         reply = self._dispatch(endpoint, method, environ, raw, xml=xml) if process else None
         if xml and reply is not None:
@@ -142,14 +135,9 @@ class FaspayApi:
         if fault is not None and kind == "slow_drip":
             headers = [*final.headers, ("Content-Length", str(len(final.body)))]
             start_response(status_line(final.status), headers)
-            return self._drip(final.body, float(fault.param("interval")), fault.param("chunk"))
+            interval = float(fault.param("interval"))
+            return drip(final.body, interval, int(fault.param("chunk")), self._stopping)
         return send(start_response, final)
-
-    def _drip(self, body: bytes, interval: float, chunk: int) -> Iterator[bytes]:
-        for offset in range(0, len(body), chunk):
-            if offset and self._stopping.wait(interval):
-                return
-            yield body[offset : offset + chunk]
 
     def _shape(
         self, fault: Fault | None, reply: Reply | None, endpoint: str, raw: bytes, *, xml: bool
@@ -157,27 +145,18 @@ class FaspayApi:
         if fault is None:
             return None
         kind = fault.kind
-        if kind == "http_5xx":
-            status = int(fault.param("status"))
-            return Reply(status, error_html(status, status_line(status)[4:]), "text/html")
-        if kind == "http_429":
-            retry_after = fault.param("retry_after")
-            headers = [] if retry_after is None else [("Retry-After", str(retry_after))]
-            return Reply(429, error_html(429, "Too Many Requests"), "text/html", headers=headers)
-        if kind == "malformed_json":
-            body = reply.body if reply is not None else b'{"response_code":"00"}'
-            return Reply(200, body[: max(1, len(body) // 2)], "application/json")
-        if kind == "empty_body":
-            return Reply(200, b"", "application/json")
-        if kind == "html_200":
-            return Reply(200, error_html(200, "OK"), "text/html")
+        shaped = shaped_reply(
+            fault, reply.body if reply is not None else None, fallback=b'{"response_code":"00"}'
+        )
+        if shaped is not None:
+            status, headers, body = shaped
+            content_type = headers[0][1]
+            return Reply(status, body, content_type, headers=headers[1:])
         if kind == "business_error":
             code = str(fault.param("response_code"))
             desc = fault.param("response_desc") or codes.response_desc(code, self._language)
             wrapper = bool(fault.param("wrapper"))
             return self._business_error(endpoint, raw, code, desc, wrapper, xml=xml)
-        if kind in ("reset_before_read", "close_without_response"):
-            return Reply(500, b"", "text/plain")
         return None
 
     def _business_error(
@@ -227,7 +206,7 @@ class FaspayApi:
             bill_no=source.bill_no,
             detail=source.detail,
             leniencies=source.leniencies,
-            wire_format="xml" if xml else ("form" if endpoint == "ovo_direct" else "json"),
+            format="xml" if xml else ("form" if endpoint == "ovo_direct" else "json"),
         )
 
     # --- dispatch and error replies -----------------------------------------------------------

@@ -48,18 +48,24 @@ The application is composed of small collaborators sharing one re-entrant lock:
 :class:`BillStore` and :class:`MerchantBook` (``_store``: bills, transitions, expiry by the
 clock), :class:`FaspayApi` (``_api``: the four endpoints and the fault layer),
 :class:`DanaPage` (``_dana_page``: the customer page), :class:`Announcer` (``_announce``:
-status change → notification job for ``_notifier``), :class:`RequestLog` (``_requestlog``) and
+status change → notification job for ``_notifier``), :class:`RequestLog` (the kit's) and
 :class:`ControlApi` (``_control_api``: ``/_emulator/...``). This module routes requests and
-offers the Python API, mostly by delegation.
+offers the Python API, mostly by delegation. The provider-neutral machinery (server, faults,
+clock, notifier, request log, control-API plumbing) is the emulation kit's,
+``gateway_core.emulation``.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterable
-from typing import Any, Literal, Protocol
+from datetime import datetime
+from typing import Any, Literal
 from wsgiref.types import StartResponse, WSGIEnvironment
 
+from gateway_core.emulation.http_server import SocketController
+from gateway_core.emulation.notifier import RetrySchedule
+from gateway_core.emulation.requestlog import RequestLog
 from gateway_faspay_dana.emulator import _codes as codes
 from gateway_faspay_dana.emulator._announce import Announcer
 from gateway_faspay_dana.emulator._api import FaspayApi
@@ -69,12 +75,11 @@ from gateway_faspay_dana.emulator._dana_page import DanaPage
 from gateway_faspay_dana.emulator._errors import EmulatorError, TransitionNotAllowed, UnknownBill
 from gateway_faspay_dana.emulator._faults import Fault, FaultPlan, make_fault
 from gateway_faspay_dana.emulator._model import Bill, Merchant
-from gateway_faspay_dana.emulator._notifier import Notifier
+from gateway_faspay_dana.emulator._notifier import faspay_notifier
 from gateway_faspay_dana.emulator._ovo_direct import OvoDirect
 from gateway_faspay_dana.emulator._payers import Payers
 from gateway_faspay_dana.emulator._qr_assets import QR_ASSET_PREFIX, serve_qr_asset
 from gateway_faspay_dana.emulator._reply import PAGE_PREFIX, json_reply, send
-from gateway_faspay_dana.emulator._requestlog import RequestLog
 from gateway_faspay_dana.emulator._settings import (
     DuplicateMode,
     Language,
@@ -98,11 +103,14 @@ __all__ = [
 ]
 
 
-class SocketController(Protocol):
-    """What the server offers the application for server-level faults."""
-
-    def refuse(self, seconds: float) -> None:
-        """Stop listening for ``seconds`` (connections are refused), then listen again."""
+#: What the request log records besides the kit's fields, with the defaults.
+LOG_FIELDS: dict[str, Any] = {
+    "response_code": None,
+    "merchant_id": None,
+    "bill_no": None,
+    "format": "json",
+    "leniencies": [],
+}
 
 
 class EmulatorApp:
@@ -180,7 +188,9 @@ class EmulatorApp:
         self._stopping = threading.Event()
         self._faults = FaultPlan()
         self._merchants = MerchantBook(merchants or (), self._lock)
-        self._notifier = Notifier(
+        self._max_attempts = max_attempts
+        self._retry_interval = float(retry_interval)
+        self._notifier = faspay_notifier(
             retry_interval=retry_interval,
             max_attempts=max_attempts,
             timeout=notification_timeout,
@@ -196,7 +206,9 @@ class EmulatorApp:
         self._store = BillStore(
             lock=self._lock, clock=self.clock, settings=self.settings, announce=self._announce
         )
-        self._log = RequestLog(clock=self.clock, lock=self._lock, limit=request_log_limit)
+        self._log = RequestLog(
+            clock=self.clock, lock=self._lock, limit=request_log_limit, extra_fields=LOG_FIELDS
+        )
         self.payers = Payers(store=self._store, settings=self.settings)
         self._page = DanaPage(
             store=self._store, merchants=self._merchants, settings=self.settings, payers=self.payers
@@ -218,7 +230,7 @@ class EmulatorApp:
             stopping=self._stopping,
             ovo=ovo,
         )
-        self._control = ControlApi(self, self._store)
+        self._control = ControlApi(self)
 
     # --- WSGI ---------------------------------------------------------------------------------
 
@@ -282,11 +294,12 @@ class EmulatorApp:
     @property
     def retry_interval(self) -> float:
         """Seconds between notification attempts."""
-        return self._notifier.retry_interval
+        return self._retry_interval
 
     @retry_interval.setter
     def retry_interval(self, value: float) -> None:
-        self._notifier.retry_interval = float(value)
+        self._retry_interval = float(value)
+        self._notifier.schedule = RetrySchedule.fixed(self._retry_interval, self._max_attempts)
 
     # --- bills and the clock ------------------------------------------------------------------
 
@@ -297,6 +310,10 @@ class EmulatorApp:
     def advance_clock(self, seconds: float) -> list[str]:
         """Move the emulator clock forward, expire due bills (and notify); their bill_nos."""
         return self._store.advance_clock(seconds)
+
+    def set_clock(self, moment: datetime) -> list[str]:
+        """Jump the emulator clock to ``moment``, expire due bills (and notify); their bill_nos."""
+        return self._store.set_clock(moment)
 
     def bill_record(self, bill: Bill) -> dict[str, Any]:
         """The emulator's record of ``bill`` as plain data."""
@@ -442,9 +459,10 @@ class EmulatorApp:
         """Number of API requests received per endpoint."""
         return self._log.counts()
 
-    def deliveries(self, bill_no: str | None = None) -> list[dict[str, Any]]:
-        """Recorded notification deliveries with every attempt and reply."""
-        return self._notifier.deliveries(bill_no)
+    def deliveries(self, bill_no: str | None = None, **labels: str | None) -> list[dict[str, Any]]:
+        """Recorded notification deliveries with every attempt and reply (optionally for one
+        ``bill_no``, or matching other labels: ``merchant_id``, ``trx_id``, ``status``)."""
+        return self._notifier.deliveries(bill_no=bill_no, **labels)
 
     def wait_for_deliveries(self, timeout: float = 10.0) -> bool:
         """Block until no notification job runs; False on timeout."""

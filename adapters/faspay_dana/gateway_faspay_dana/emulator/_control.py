@@ -1,77 +1,24 @@
-"""A small client of the emulator's control API (``/_emulator/...``) for out-of-process use."""
+"""A small client of the emulator's control API (``/_emulator/...``) for out-of-process use,
+on the emulation kit's :class:`~gateway_core.emulation.control.ControlClient` (the session, the
+calls, and the clock, fault, delivery, request-log, wait and reset methods)."""
 
 from __future__ import annotations
 
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
-import requests
-
+from gateway_core.emulation.control import ControlClient
 from gateway_faspay_dana.emulator._errors import EmulatorError
 
 
-class EmulatorControl:
-    """Drive a running emulator over HTTP: bills, clock, faults, deliveries, request log.
+class EmulatorControl(ControlClient):
+    """Drive a running emulator over HTTP: bills, payers, merchants, clock, faults, deliveries,
+    request log.
 
     ``base_url`` is the emulator's base URL (``http://127.0.0.1:8765``). Errors raise
     :class:`EmulatorError` carrying the HTTP status and the emulator's message.
     """
 
-    def __init__(
-        self,
-        base_url: str,
-        *,
-        session: requests.Session | None = None,
-        timeout: float = 10.0,
-    ) -> None:
-        self.base_url = base_url.rstrip("/")
-        self._session = session or requests.Session()
-        self._own_session = session is None
-        self.timeout = timeout
-
-    def close(self) -> None:
-        """Close the HTTP session (if this object created it)."""
-        if self._own_session:
-            self._session.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def _call(
-        self,
-        method: str,
-        path: str,
-        body: Any = None,
-        params: dict[str, str] | None = None,
-        *,
-        timeout: float | None = None,
-        close: bool = False,
-    ) -> Any:
-        headers = {"Connection": "close"} if close else None
-        response = self._session.request(
-            method,
-            f"{self.base_url}/_emulator/{path}",
-            json=body,
-            params=params,
-            timeout=timeout or self.timeout,
-            headers=headers,
-        )
-        try:
-            data = response.json()
-        except ValueError:
-            data = {"error": response.text}
-        if response.status_code != 200:
-            message = data.get("error", response.text) if isinstance(data, dict) else str(data)
-            raise EmulatorError(str(message), http_status=response.status_code)
-        return data
+    error_class = EmulatorError
 
     @staticmethod
     def _selectors(merchant_id: str | None, trx_id: str | None) -> dict[str, str]:
@@ -83,11 +30,6 @@ class EmulatorControl:
         return params
 
     # --- bills --------------------------------------------------------------------------------
-
-    def info(self) -> dict[str, Any]:
-        """Base URL, endpoints, merchants (passwords masked) and the emulator time."""
-        result: dict[str, Any] = self._call("GET", "")
-        return result
 
     def bills(self, merchant_id: str | None = None) -> list[dict[str, Any]]:
         """Every bill record."""
@@ -193,55 +135,17 @@ class EmulatorControl:
         result: list[dict[str, Any]] = self._call("GET", "channels")["channels"]
         return result
 
-    # --- clock, faults, logs ------------------------------------------------------------------
-
-    def now(self) -> str:
-        """The emulator's current time (Asia/Jakarta wall time)."""
-        return str(self._call("GET", "clock")["now"])
+    # --- clock and deliveries (the rest is the kit's) ------------------------------------------
 
     def advance_clock(self, seconds: float) -> list[str]:
         """Move the clock forward; returns the bill_nos that expired."""
-        result: list[str] = self._call("POST", "clock/advance", {"seconds": seconds})["expired"]
-        return result
+        return list(super().advance_clock(seconds))
 
-    def add_fault(self, endpoint: str, fault: str, count: int = 1, **params: Any) -> dict[str, Any]:
-        """Script a fault; ``refuse`` closes the port at once (this call still gets its reply)."""
-        body = {"endpoint": endpoint, "fault": fault, "count": count, **params}
-        result: dict[str, Any] = self._call("POST", "faults", body, close=fault == "refuse")
-        return result
-
-    def faults(self) -> list[dict[str, Any]]:
-        """Pending faults."""
-        result: list[dict[str, Any]] = self._call("GET", "faults")["faults"]
-        return result
-
-    def clear_faults(self) -> None:
-        """Drop every pending fault."""
-        self._call("DELETE", "faults")
-
-    def deliveries(self, bill_no: str | None = None) -> list[dict[str, Any]]:
-        """Notification deliveries with their attempts."""
-        params = {"bill_no": bill_no} if bill_no else None
-        result: list[dict[str, Any]] = self._call("GET", "deliveries", params=params)["deliveries"]
-        return result
-
-    def requests_log(self, endpoint: str | None = None) -> dict[str, Any]:
-        """``{"counts": {endpoint: n}, "requests": [...]}``."""
-        params = {"endpoint": endpoint} if endpoint else None
-        result: dict[str, Any] = self._call("GET", "requests", params=params)
-        return result
-
-    def wait_for_deliveries(self, timeout: float = 10.0) -> bool:
-        """Block until no notification job runs (server side); False on timeout."""
-        return bool(
-            self._call("POST", "wait", {"timeout": timeout}, timeout=timeout + self.timeout)["idle"]
-        )
+    def deliveries(self, bill_no: str | None = None, **labels: str | None) -> list[dict[str, Any]]:
+        """Notification deliveries with their attempts (optionally for one ``bill_no``)."""
+        return super().deliveries(bill_no=bill_no, **labels)
 
     def configure_merchant(self, merchant_id: str, **changes: Any) -> dict[str, Any]:
         """Change a merchant's settings (notification_url, return_url, format, channels)."""
         result: dict[str, Any] = self._call("POST", f"merchants/{merchant_id}", changes)
         return result
-
-    def reset(self) -> None:
-        """Forget bills, logs, deliveries and faults; clock back to real time."""
-        self._call("POST", "reset")

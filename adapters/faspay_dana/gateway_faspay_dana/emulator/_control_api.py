@@ -1,33 +1,28 @@
 """The emulator's HTTP control API (``/_emulator/...``, JSON): the Python API over HTTP.
 
 Routes under ``/_emulator/``: ``GET`` (index); ``GET bills``, ``GET bills/<bill_no>``, ``POST
-bills/<bill_no>/<action>`` (open, pay, fail, expire, cancel, reverse, notify); ``GET clock``,
-``POST clock/advance``, ``POST clock/set``; ``GET deliveries``; ``GET requests``; ``GET|POST|DELETE
-faults``; ``POST reset``; ``POST wait``; ``GET|POST merchants``, ``POST|PATCH merchants/<id>``.
-:class:`EmulatorControl` is its client.
+bills/<bill_no>/<action>`` (open, pay, fail, expire, cancel, reverse, notify); the simulated
+payers (``POST pay``, ``va/<n>/transfer``, ``retail/<code>/pay``, ``qr/<trx_id>/scan``,
+``ovo/<trx_id>/respond``); ``GET channels``; ``GET|POST merchants``, ``POST|PATCH
+merchants/<id>``; and the emulation kit's common routes (``gateway_core.emulation.control``):
+``GET clock``, ``POST clock/advance``, ``POST clock/set``; ``GET deliveries``; ``GET requests``;
+``GET|POST|DELETE faults``; ``POST reset``; ``POST wait``. :class:`EmulatorControl` is its
+client.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs
 from wsgiref.types import WSGIEnvironment
 
+from gateway_core.emulation.control import ControlRequest, ControlRouter, add_common_routes
 from gateway_faspay_dana.emulator import _codes as codes
 from gateway_faspay_dana.emulator._channels import CHANNELS
 from gateway_faspay_dana.emulator._errors import EmulatorError, UnknownBill
 from gateway_faspay_dana.emulator._model import Merchant
 from gateway_faspay_dana.emulator._payers import PaymentRefused
-from gateway_faspay_dana.emulator._reply import (
-    Reply,
-    base_url,
-    json_reply,
-    read_body,
-    text_or_none,
-)
-from gateway_faspay_dana.emulator._store import BillStore
+from gateway_faspay_dana.emulator._reply import Reply, base_url, json_reply, text_or_none
 
 if TYPE_CHECKING:
     from gateway_faspay_dana.emulator._app import EmulatorApp
@@ -47,11 +42,52 @@ _MERCHANT_KEYS = frozenset(
 
 
 class ControlApi:
-    """Routes control requests to the app's public methods (and the store for the clock)."""
+    """Routes control requests to the app's public methods (a kit :class:`ControlRouter`)."""
 
-    def __init__(self, app: EmulatorApp, store: BillStore) -> None:
+    def __init__(self, app: EmulatorApp) -> None:
         self._app = app
-        self._store = store
+        router = ControlRouter("/_emulator")
+        router.error(
+            PaymentRefused, lambda exc: (exc.http_status, {"error": str(exc), "reason": exc.reason})
+        )
+        router.route("GET", "", lambda r: self.index(r.environ))
+        router.route(
+            "GET", "bills", lambda r: {"bills": app.bills(merchant_id=r.params.get("merchant_id"))}
+        )
+        router.route("GET", "bills/<bill_no>", lambda r: self._bill(r.args["bill_no"], r.params))
+        router.route("POST", "bills/<bill_no>/<action>", self._bill_action)
+        add_common_routes(router, app)
+        router.route("POST", "pay", lambda r: app.payers.simulate(r.params))
+        router.route("POST", "va/<ref>/transfer", self._transfer)
+        router.route("POST", "retail/<ref>/pay", self._retail_pay)
+        router.route("POST", "qr/<ref>/scan", self._qr_scan)
+        router.route(
+            "POST",
+            "ovo/<ref>/respond",
+            lambda r: app.payers.ovo_respond(r.args["ref"], _text(r).get("action", "")),
+        )
+        router.route(
+            "GET", "channels", lambda r: {"channels": [c.to_dict() for c in CHANNELS.values()]}
+        )
+        router.route(
+            "GET",
+            "merchants",
+            lambda r: {"merchants": [m.to_dict() for m in app.merchants.values()]},
+        )
+        router.route(
+            "POST",
+            "merchants",
+            lambda r: app.add_merchant(Merchant(**_merchant_fields(r.body))).to_dict(),
+        )
+        for method in ("POST", "PATCH"):
+            router.route(
+                method,
+                "merchants/<merchant_id>",
+                lambda r: app.configure_merchant(
+                    r.args["merchant_id"], **_merchant_fields(r.body)
+                ).to_dict(),
+            )
+        self.router = router
 
     def index(self, environ: WSGIEnvironment) -> dict[str, Any]:
         """What ``GET /`` and ``GET /_emulator/`` answer: URLs, merchants, the clock."""
@@ -77,110 +113,34 @@ class ControlApi:
 
     def handle(self, method: str, path: str, environ: WSGIEnvironment) -> Reply:
         """Answer one control request (errors as ``{"error": ...}`` with their status)."""
-        try:
-            raw = read_body(environ)
-            body: dict[str, Any] = {}
-            if raw.strip():
-                loaded = json.loads(raw.decode("utf-8"))
-                if not isinstance(loaded, (dict, list)):
-                    raise EmulatorError("control API bodies are JSON objects")
-                body = loaded if isinstance(loaded, dict) else {"faults": loaded}
-            query = {k: v[0] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
-            parts = [p for p in path.split("/") if p][1:]
-            return json_reply(200, self._route(method, parts, body, query, environ))
-        except PaymentRefused as exc:
-            return json_reply(exc.http_status, {"error": str(exc), "reason": exc.reason})
-        except EmulatorError as exc:
-            return json_reply(exc.http_status, {"error": str(exc)})
-        except (ValueError, TypeError, KeyError) as exc:
-            return json_reply(400, {"error": f"bad request: {exc}"})
+        status, value = self.router.handle(method, path, environ)
+        return json_reply(status, value)
 
-    def _route(
-        self,
-        method: str,
-        parts: list[str],
-        body: dict[str, Any],
-        query: dict[str, str],
-        environ: WSGIEnvironment,
-    ) -> Any:
-        app = self._app
-        params = {**query, **body}
-        route = (method, *parts[:1])
-        if not parts and method == "GET":
-            return self.index(environ)
-        if route == ("GET", "bills") and len(parts) == 1:
-            return {"bills": app.bills(merchant_id=params.get("merchant_id"))}
-        if route == ("GET", "bills") and len(parts) == 2:
-            return self._bill(parts[1], params)
-        if route == ("POST", "bills") and len(parts) == 3:
-            return self._bill_action(parts[1], parts[2], params)
-        if parts == ["clock"] and method == "GET":
-            return {"now": app.clock.wall(), "offset": app.clock.offset}
-        if parts == ["clock", "advance"] and method == "POST":
-            expired = app.advance_clock(float(params.get("seconds", 0)))
-            return {"now": app.clock.wall(), "offset": app.clock.offset, "expired": expired}
-        if parts == ["clock", "set"] and method == "POST":
-            expired = self._store.set_clock(app.clock.parse(str(params["now"])))
-            return {"now": app.clock.wall(), "offset": app.clock.offset, "expired": expired}
-        if parts == ["deliveries"] and method == "GET":
-            return {"deliveries": app.deliveries(params.get("bill_no"))}
-        if parts == ["requests"] and method == "GET":
-            return {
-                "counts": app.request_counts(),
-                "requests": app.requests_log(params.get("endpoint")),
-            }
-        if parts == ["faults"]:
-            return self._faults(method, body)
-        if parts == ["reset"] and method == "POST":
-            app.reset()
-            return {"reset": True}
-        if parts == ["wait"] and method == "POST":
-            return {"idle": app.wait_for_deliveries(float(params.get("timeout", 10.0)))}
-        payer = self._payer(method, parts, params)
-        if payer is not None:
-            return payer
-        if parts == ["channels"] and method == "GET":
-            return {"channels": [c.to_dict() for c in CHANNELS.values()]}
-        if parts == ["merchants"] and method == "GET":
-            return {"merchants": [m.to_dict() for m in app.merchants.values()]}
-        if parts == ["merchants"] and method == "POST":
-            return app.add_merchant(Merchant(**_merchant_fields(body))).to_dict()
-        if len(parts) == 2 and parts[0] == "merchants" and method in ("POST", "PATCH"):
-            return app.configure_merchant(parts[1], **_merchant_fields(body)).to_dict()
-        raise EmulatorError(
-            f"no control route {method} /_emulator/{'/'.join(parts)}", http_status=404
+    def _transfer(self, request: ControlRequest) -> Any:
+        text = _text(request)
+        return self._app.payers.transfer(
+            request.args["ref"],
+            amount=text.get("amount"),
+            bank_ref=text.get("bank_ref"),
+            bank=text.get("bank", ""),
         )
 
-    def _payer(self, method: str, parts: list[str], params: dict[str, Any]) -> Any:
-        """The simulated payers' routes (None when ``parts`` is not one of them)."""
-        payers = self._app.payers
-        if method == "POST" and parts == ["pay"]:
-            return payers.simulate(params)
-        if method != "POST" or len(parts) != 3:
-            return None
-        kind, ref, verb = parts
-        text = {k: str(v) for k, v in params.items() if v is not None and v != ""}
-        if (kind, verb) == ("va", "transfer"):
-            return payers.transfer(
-                ref,
-                amount=text.get("amount"),
-                bank_ref=text.get("bank_ref"),
-                bank=text.get("bank", ""),
-            )
-        if (kind, verb) == ("retail", "pay"):
-            return payers.retail_pay(
-                ref,
-                amount=text.get("amount"),
-                store=text.get("store", ""),
-                receipt=text.get("receipt"),
-            )
-        if (kind, verb) == ("qr", "scan"):
-            return payers.qr_scan(
-                ref, issuer=text.get("issuer", ""), outcome=text.get("outcome", "success")
-            )
-        if (kind, verb) == ("ovo", "respond"):
-            return payers.ovo_respond(ref, text.get("action", ""))
-        return None
+    def _retail_pay(self, request: ControlRequest) -> Any:
+        text = _text(request)
+        return self._app.payers.retail_pay(
+            request.args["ref"],
+            amount=text.get("amount"),
+            store=text.get("store", ""),
+            receipt=text.get("receipt"),
+        )
+
+    def _qr_scan(self, request: ControlRequest) -> Any:
+        text = _text(request)
+        return self._app.payers.qr_scan(
+            request.args["ref"],
+            issuer=text.get("issuer", ""),
+            outcome=text.get("outcome", "success"),
+        )
 
     def _bill(self, bill_no: str, params: dict[str, Any]) -> Any:
         try:
@@ -191,7 +151,8 @@ class ControlApi:
             count = self._app.create_requests(bill_no, params.get("merchant_id"))
             raise EmulatorError(f"{exc} (create requests seen: {count})", http_status=404) from None
 
-    def _bill_action(self, bill_no: str, action: str, params: dict[str, Any]) -> Any:
+    def _bill_action(self, request: ControlRequest) -> Any:
+        bill_no, action, params = request.args["bill_no"], request.args["action"], request.params
         selectors = {
             "merchant_id": text_or_none(params.get("merchant_id")),
             "trx_id": text_or_none(params.get("trx_id")),
@@ -209,34 +170,15 @@ class ControlApi:
             **selectors,
         )
 
-    def _faults(self, method: str, body: dict[str, Any]) -> Any:
-        if method == "GET":
-            return {"faults": self._app.faults()}
-        if method == "DELETE":
-            self._app.clear_faults()
-            return {"faults": []}
-        if method != "POST":
-            raise EmulatorError("use GET, POST or DELETE", http_status=405)
-        specs = body.get("faults", [body])
-        if not isinstance(specs, list):
-            raise EmulatorError("faults must be a list")
-        added = []
-        for spec in specs:
-            if not isinstance(spec, dict):
-                raise EmulatorError("each fault is an object")
-            spec = dict(spec)
-            endpoint = spec.pop("endpoint", None)
-            kind = spec.pop("fault", None)
-            count = spec.pop("count", 1)
-            if not isinstance(endpoint, str) or not isinstance(kind, str):
-                raise EmulatorError("a fault needs 'endpoint' and 'fault'")
-            added.append(self._app.add_fault(endpoint, kind, count, **spec))
-        return {"added": added, "faults": self._app.faults()}
-
 
 def _xml_stage(redirect_stage: str) -> str:
     """The XML API's stage segment for the redirect stage in use (§9.1; any is accepted)."""
     return "183xx00010100000" if redirect_stage == codes.SANDBOX_STAGE else "383xx00010100000"
+
+
+def _text(request: ControlRequest) -> dict[str, str]:
+    """The request's non-empty parameters as text."""
+    return {k: str(v) for k, v in request.params.items() if v is not None and v != ""}
 
 
 def _merchant_fields(body: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,17 +1,14 @@
-"""Errors of the emulator's Python and HTTP control API, each mapped to an HTTP status."""
+"""Errors of the emulator's Python and HTTP control API, each mapped to an HTTP status.
+
+:class:`EmulatorError` is the emulation kit's (``gateway_core.emulation.control``); the bill
+errors are Faspay's.
+"""
 
 from __future__ import annotations
 
+from gateway_core.emulation.control import EmulatorError
 
-class EmulatorError(Exception):
-    """A control-API error with the HTTP status it maps to."""
-
-    http_status = 400
-
-    def __init__(self, message: str, *, http_status: int | None = None) -> None:
-        super().__init__(message)
-        if http_status is not None:
-            self.http_status = http_status
+__all__ = ["EmulatorError", "TransitionNotAllowed", "UnknownBill"]
 
 
 class UnknownBill(EmulatorError):

@@ -92,12 +92,3 @@ def payment_page(
 def message_page(title: str, message: str) -> bytes:
     """A plain page (errors, or the end of a flow without a return URL)."""
     return _document(title, f"<h1>{escape(title)}</h1><p id='message'>{escape(message)}</p>")
-
-
-def error_html(status: int, reason: str) -> bytes:
-    """The HTML body of an injected 5xx/429 or a ``html_200`` fault."""
-    return (
-        f"<html><head><title>{status} {escape(reason)}</title></head><body>"
-        f"<center><h1>{status} {escape(reason)}</h1></center><hr><center>nginx</center>"
-        "</body></html>\n"
-    ).encode()

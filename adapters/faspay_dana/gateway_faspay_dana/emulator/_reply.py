@@ -1,4 +1,5 @@
-"""WSGI plumbing shared by the emulator's handlers: the reply value, body reading, base URL.
+"""WSGI plumbing shared by the emulator's handlers: the reply value (body reading, the base
+URL, status lines and the server's environ keys are the emulation kit's, re-exported here).
 
 A handler returns a :class:`Reply`; besides what goes on the wire it carries what the request
 log records (the Faspay ``response_code``, the bill and merchant it concerned, a detail).
@@ -7,22 +8,29 @@ log records (the Faspay ``response_code``, the bill and merchant it concerned, a
 from __future__ import annotations
 
 import json
-from http import HTTPStatus
 from typing import Any
-from urllib.parse import quote
-from wsgiref.types import StartResponse, WSGIEnvironment
+from wsgiref.types import StartResponse
 
-from gateway_faspay_dana.emulator._errors import EmulatorError
+from gateway_core.emulation.control import base_url, read_body
+from gateway_core.emulation.faults import status_line
+from gateway_core.emulation.http_server import CONNECTION_KEY, CONTROL_KEY, FAULT_KEY
 
-#: WSGI environ keys shared with :class:`EmulatorServer`.
-FAULT_KEY = "faspay_emulator.fault"
-CONTROL_KEY = "faspay_emulator.control"
-CONNECTION_KEY = "faspay_emulator.connection"
+__all__ = [
+    "CONNECTION_KEY",
+    "CONTROL_KEY",
+    "FAULT_KEY",
+    "PAGE_PREFIX",
+    "Reply",
+    "base_url",
+    "json_reply",
+    "read_body",
+    "send",
+    "status_line",
+    "text_or_none",
+]
 
 #: Path prefix of the DANA customer page (``<prefix><stage>/<signature>``).
 PAGE_PREFIX = "/pws/100003/"
-
-_MAX_BODY = 1024 * 1024
 
 
 class Reply:
@@ -72,48 +80,11 @@ def json_reply(status: int, value: Any, **kwargs: Any) -> Reply:
     return Reply(status, json.dumps(value).encode("utf-8"), data=value, **kwargs)
 
 
-def status_line(status: int) -> str:
-    """``"404 Not Found"`` (``"599 Unknown"`` for codes without a phrase)."""
-    try:
-        return f"{status} {HTTPStatus(status).phrase}"
-    except ValueError:
-        return f"{status} Unknown"
-
-
 def send(start_response: StartResponse, reply: Reply) -> list[bytes]:
     """Start the response for ``reply`` and return its body."""
     headers = [*reply.headers, ("Content-Length", str(len(reply.body)))]
     start_response(status_line(reply.status), headers)
     return [reply.body]
-
-
-def read_body(environ: WSGIEnvironment) -> bytes:
-    """The request body (raises :class:`EmulatorError` for a bad or too large length)."""
-    try:
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        raise EmulatorError("bad Content-Length") from None
-    if length > _MAX_BODY:
-        raise EmulatorError("request body too large", http_status=413)
-    if length <= 0:
-        return b""
-    stream = environ["wsgi.input"]
-    data: bytes = stream.read(length)
-    return data
-
-
-def base_url(environ: WSGIEnvironment, public_url: str | None) -> str:
-    """The emulator's own base URL: ``public_url`` if set, else the request's host."""
-    if public_url:
-        return public_url
-    scheme = environ.get("wsgi.url_scheme", "http")
-    host = environ.get("HTTP_HOST")
-    if not host:
-        host = environ.get("SERVER_NAME", "127.0.0.1")
-        port = environ.get("SERVER_PORT", "")
-        if port and port not in ("80", "443"):
-            host = f"{host}:{port}"
-    return f"{scheme}://{host}{quote(environ.get('SCRIPT_NAME', ''))}"
 
 
 def text_or_none(value: object) -> str | None:

@@ -34,6 +34,9 @@ Fixtures (all function-scoped, fresh state per test, threads and sockets cleaned
     the signed return-URL query (``dict``) for that bill.
 
 Bills the emulator does not know can be built too: pass ``trx_id`` and ``bill_total``.
+
+``faspay_emulator`` and ``faspay_emulator_control`` are built with the emulation kit's fixture
+factories (``gateway_core.emulation.pytest_support``).
 """
 
 from __future__ import annotations
@@ -43,11 +46,12 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from gateway_core.emulation.pytest_support import control_fixture, emulator_fixture
+
 # Nothing of the emulator is imported until a fixture runs: a pytest run that uses none of
 # these fixtures pays only for this module.
 if TYPE_CHECKING:
     from gateway_faspay_dana.emulator._app import EmulatorApp
-    from gateway_faspay_dana.emulator._control import EmulatorControl
     from gateway_faspay_dana.emulator._model import Merchant
     from gateway_faspay_dana.emulator._server import EmulatorServer
 
@@ -86,34 +90,28 @@ def faspay_emulator_options() -> dict[str, Any]:
     return {"retry_interval": 0.05, "notification_timeout": 2.0}
 
 
-@pytest.fixture
-def faspay_emulator(
-    faspay_emulator_merchant: Merchant, faspay_emulator_options: dict[str, Any]
-) -> Iterator[EmulatorServer]:
-    """A running emulator on a free loopback port, stopped after the test."""
+def _build_app(request: pytest.FixtureRequest) -> EmulatorApp:
     from gateway_faspay_dana.emulator._app import EmulatorApp
-    from gateway_faspay_dana.emulator._server import EmulatorServer
 
-    app = EmulatorApp(faspay_emulator_merchant, **faspay_emulator_options)
-    server = EmulatorServer(app)
-    try:
-        server.start()
-    except BaseException:
-        app.close()
-        raise
-    try:
-        yield server
-    finally:
-        server.stop()
+    merchant: Merchant = request.getfixturevalue("faspay_emulator_merchant")
+    options: dict[str, Any] = request.getfixturevalue("faspay_emulator_options")
+    return EmulatorApp(merchant, **options)
 
 
-@pytest.fixture
-def faspay_emulator_control(faspay_emulator: EmulatorServer) -> Iterator[EmulatorControl]:
-    """A control-API client for :func:`faspay_emulator`."""
-    from gateway_faspay_dana.emulator._control import EmulatorControl
+#: A running emulator on a free loopback port (an :class:`EmulatorServer`: ``.url``, ``.app``),
+#: stopped after the test.
+faspay_emulator = emulator_fixture(
+    _build_app,
+    name="faspay_emulator",
+    server="gateway_faspay_dana.emulator._server:EmulatorServer",
+)
 
-    with EmulatorControl(faspay_emulator.url) as control:
-        yield control
+#: A control-API client (:class:`EmulatorControl`) for :func:`faspay_emulator`.
+faspay_emulator_control = control_fixture(
+    "faspay_emulator",
+    "gateway_faspay_dana.emulator._control:EmulatorControl",
+    name="faspay_emulator_control",
+)
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
-"""Just enough HTTP/1.1 for :class:`EmulatorServer`: read requests, build the WSGI environ,
-write replies, and end connections with a FIN or a reset.
+"""Just enough HTTP/1.1 for :class:`~gateway_core.emulation.http_server.HttpServer`: read
+requests, build the WSGI environ, write replies, and end connections with a FIN or a reset.
 
 Requests are parsed here rather than with ``http.server`` so the server can act between
 reading the head and the body (a reset before reading) and after the application ran (a reset
@@ -167,6 +167,7 @@ def write_response(
     *,
     head_only: bool,
     keep_alive: bool,
+    server_name: str = "gateway-emulator",
 ) -> None:
     """Send a WSGI reply: the head, then the body as the application yields it."""
     chunks = iter(result)
@@ -186,7 +187,7 @@ def write_response(
     headers.append(("Connection", "keep-alive" if keep_alive else "close"))
     head = [f"HTTP/1.1 {status}"]
     head.append(f"Date: {formatdate(usegmt=True)}")
-    head.append("Server: faspay-dana-emulator")
+    head.append(f"Server: {server_name}")
     head.extend(f"{name}: {value}" for name, value in headers)
     head_bytes = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1")
     if head_only:
