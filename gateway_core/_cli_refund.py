@@ -58,7 +58,9 @@ def refund(service: PaymentService, gateway: str, args: argparse.Namespace) -> t
 
 def add_demo_arguments(p: argparse.ArgumentParser, count: Callable[[str], int]) -> None:
     p.add_argument(
-        "--provider", default="", help="provider to demo (default: the first with a sandbox)"
+        "--provider",
+        default="",
+        help="provider to demo (default: the first by name that ships a sandbox)",
     )
     p.add_argument(
         "--method",

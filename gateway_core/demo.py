@@ -222,7 +222,11 @@ def _transition(t: TransitionRecord) -> str:
 
 
 def _pick_sandbox(host: PluginHost, provider: str) -> tuple[str, Sandbox]:
-    candidates = [info for info in host.registry if info.gateway_class.sandbox_entry]
+    # By name, so the default never depends on the order plugins were installed in.
+    candidates = sorted(
+        (info for info in host.registry if info.gateway_class.sandbox_entry),
+        key=lambda info: info.name,
+    )
     if provider:
         candidates = [info for info in candidates if info.name == provider]
         if not candidates:
