@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from gateway_core._async_service import AsyncPaymentService
     from gateway_core._config import (
         Gateways,
+        PluginConfig,
         Settings,
         SettingsReader,
         build_gateway,
@@ -163,6 +164,7 @@ _LAZY: dict[str, str] = {
     "PaymentRequest": "gateway_core._models",
     "PaymentService": "gateway_core._service",
     "PaymentStatus": "gateway_core._models",
+    "PluginConfig": "gateway_core._config",
     "PluginError": "gateway_core._exceptions",
     "PluginHost": "gateway_core._plugins",
     "ProviderClient": "gateway_core._retry",
@@ -267,6 +269,7 @@ __all__ = [
     "PaymentRequest",
     "PaymentService",
     "PaymentStatus",
+    "PluginConfig",
     "PluginError",
     "PluginHost",
     "ProviderClient",

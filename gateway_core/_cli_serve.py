@@ -1,23 +1,76 @@
 """``gateway serve``: the notification and return endpoints under waitress, bounded before
 anything is read (waitress' ``max_request_body_size`` instead of its 1 GiB default, the app's
-own cap and allow-list). The dispatch lives in :mod:`gateway_core.cli`."""
+own cap and allow-list), with Prometheus metrics at ``/metrics`` (``--metrics``) and JSON log
+lines (``--log-format json``) when asked. The dispatch lives in :mod:`gateway_core.cli`."""
 
 from __future__ import annotations
 
 import argparse
 import errno
+import os
+from collections.abc import Callable
 from typing import TextIO
 
+from gateway_core._config import Settings, SettingsReader
+from gateway_core._exceptions import ConfigurationError
+from gateway_core._json_logs import LOG_FORMATS, use_json_logs
 from gateway_core._runtime import Runtime
+from gateway_core.metrics import ServiceMetrics, mount_metrics, switch_metrics
 from gateway_core.web import make_wsgi_app, server_body_limit
+
+#: Where ``gateway serve --metrics`` answers (whatever ``--prefix`` is).
+METRICS_PATH = "/metrics"
 
 
 class ServeError(Exception):
     """``gateway serve`` cannot start (one line for the user)."""
 
 
+def add_observability_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--metrics`` / ``--no-metrics`` and ``--log-format`` (for ``serve``)."""
+    parser.add_argument(
+        "--metrics",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help=f"serve Prometheus metrics at {METRICS_PATH} (default: [service] metrics); "
+        "needs gateway-core[metrics]",
+    )
+    parser.add_argument(
+        "--log-format",
+        choices=sorted(LOG_FORMATS),
+        default=None,
+        help="log lines as text, or one JSON object per line on stderr, at INFO unless -v "
+        "says more (default: [service] log_format, else text)",
+    )
+
+
+def log_format(args: argparse.Namespace) -> str:
+    """``--log-format``, else the configuration's ``[service] log_format``, else ``text``."""
+    chosen: str | None = getattr(args, "log_format", None)
+    if chosen:
+        return chosen
+    service = Settings.load(getattr(args, "config", None), environ=os.environ).service
+    reader = SettingsReader(service, provider="service")
+    return reader.text("log_format", "text", choices=LOG_FORMATS)
+
+
 def serve(rt: Runtime, args: argparse.Namespace, out: TextIO) -> None:
     """Serve ``rt``'s service until interrupted."""
+    try:
+        undo_logs: Callable[[], None] | None = None
+        if log_format(args) == "json":
+            undo_logs = use_json_logs()
+        metrics = switch_metrics(rt.service, rt.ledger, getattr(args, "metrics", None))
+    except ConfigurationError as exc:
+        raise ServeError(str(exc)) from None
+    try:
+        _serve(rt, args, out, metrics)
+    finally:
+        if undo_logs is not None:
+            undo_logs()
+
+
+def _serve(rt: Runtime, args: argparse.Namespace, out: TextIO, metrics: ServiceMetrics) -> None:
     app = make_wsgi_app(
         rt.service,
         prefix=args.prefix,
@@ -34,7 +87,7 @@ def serve(rt: Runtime, args: argparse.Namespace, out: TextIO) -> None:
         ) from None
     try:
         server = waitress.create_server(
-            app,
+            mount_metrics(app, metrics, METRICS_PATH) if metrics.enabled else app,
             host=args.host,
             port=args.port,
             threads=args.threads,
@@ -55,6 +108,8 @@ def serve(rt: Runtime, args: argparse.Namespace, out: TextIO) -> None:
             f"{name}: notifications POST http://{args.host}:{port}{args.prefix}"
             f"/notify/{name}  returns GET .../return/{name}\n"
         )
+    if metrics.enabled:
+        out.write(f"metrics: GET http://{args.host}:{port}{METRICS_PATH}\n")
     out.flush()
     try:
         server.run()

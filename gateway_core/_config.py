@@ -189,6 +189,10 @@ class Settings:
     source: str = ""
     #: The ``[service]`` table: payment-service policy (see ``ServicePolicy.from_settings``).
     service: Mapping[str, Any] = attrs.field(factory=dict)
+    #: The ``[plugins.<name>]`` tables: settings of hook plugins (see :class:`PluginConfig`).
+    plugins: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict, repr=False)
+    #: The ``[worker]`` table: ``gateway worker`` (see ``gateway_core._worker.WorkerConfig``).
+    worker: Mapping[str, Any] = attrs.field(factory=dict)
 
     @property
     def gateway_names(self) -> list[str]:
@@ -198,7 +202,7 @@ class Settings:
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], *, source: str = "<mapping>") -> Settings:
         """Validate the shape of an already-parsed configuration."""
-        unknown = sorted(set(data) - {"providers", "ledger", "service"})
+        unknown = sorted(set(data) - {"providers", "ledger", "service", "plugins", "worker"})
         if unknown:
             raise ConfigurationError(f"unknown section {unknown[0]!r} in {source}", key=unknown[0])
         providers = data.get("providers", {})
@@ -222,7 +226,25 @@ class Settings:
         service = data.get("service", {})
         if not isinstance(service, Mapping):
             raise ConfigurationError(f"'service' must be a table in {source}", key="service")
-        return cls(providers=dict(providers), ledger_url=url, source=source, service=dict(service))
+        worker = data.get("worker", {})
+        if not isinstance(worker, Mapping):
+            raise ConfigurationError(f"'worker' must be a table in {source}", key="worker")
+        plugins = data.get("plugins", {})
+        if not isinstance(plugins, Mapping) or not all(
+            isinstance(table, Mapping) for table in plugins.values()
+        ):
+            raise ConfigurationError(
+                f"'plugins' must be a table of tables ([plugins.<name>]) in {source}",
+                key="plugins",
+            )
+        return cls(
+            providers=dict(providers),
+            ledger_url=url,
+            source=source,
+            service=dict(service),
+            plugins={str(name): dict(table) for name, table in plugins.items()},
+            worker=dict(worker),
+        )
 
     @classmethod
     def load(
@@ -259,7 +281,61 @@ class Settings:
             ledger_url=env.get(LEDGER_ENV) or settings.ledger_url,
             source=settings.source,
             service=settings.service,
+            plugins=settings.plugins,
+            worker=settings.worker,
         )
+
+
+class PluginConfig:
+    """What a hook plugin's :func:`~gateway_core.hookspecs.gateway_configure` receives: the
+    ``[plugins.<name>]`` tables, the environment, and :meth:`enable` to register the plugin
+    objects the configuration turns on (hook implementations that must not exist, and so claim
+    no outbox event, when their plugin is not configured).
+
+    A ``[plugins.<name>]`` table that no plugin reads (:meth:`table`, :meth:`reader`) is an
+    error, like an unknown key: a misspelt name, or a plugin that is not installed.
+    """
+
+    def __init__(self, tables: Mapping[str, Mapping[str, Any]], environ: Mapping[str, str]) -> None:
+        self._tables = tables
+        self.environ = environ
+        self._read: set[str] = set()
+        self.enabled: list[tuple[str, object]] = []
+
+    def has(self, name: str) -> bool:
+        """True when the configuration has a ``[plugins.<name>]`` table."""
+        return name in self._tables
+
+    def table(self, name: str) -> Mapping[str, Any]:
+        """The ``[plugins.<name>]`` table (empty when there is none), marked as read."""
+        self._read.add(name)
+        return self._tables.get(name, {})
+
+    def reader(
+        self,
+        name: str,
+        *,
+        env_names: Mapping[str, str] | None = None,
+        secrets: frozenset[str] = frozenset(),
+    ) -> SettingsReader:
+        """A :class:`SettingsReader` over ``[plugins.<name>]`` and the environment."""
+        return SettingsReader(
+            self.table(name),
+            provider=f"plugins.{name}",
+            environ=self.environ,
+            env_names=env_names,
+            secrets=secrets,
+            ignore=frozenset(),
+        )
+
+    def enable(self, plugin: object, name: str) -> None:
+        """Register ``plugin`` (an object with hook implementations) under ``name`` once every
+        plugin has read its configuration."""
+        self.enabled.append((name, plugin))
+
+    def unread(self) -> list[str]:
+        """Names of the ``[plugins.*]`` tables no plugin read."""
+        return sorted(set(self._tables) - self._read)
 
 
 def build_gateway(

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import importlib.metadata
 from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 from gateway_core import hookspecs
 from gateway_core._events import EventKind, PaymentEvent
-from gateway_core._exceptions import PluginError
+from gateway_core._exceptions import ConfigurationError, PluginError
 from gateway_core._redact import get_logger
 from gateway_core._registry import ProviderRegistry
+
+if TYPE_CHECKING:
+    from gateway_core._config import PluginConfig
 
 log = get_logger(__name__)
 
@@ -53,6 +57,20 @@ class Hooks:
                 ) from exc
             finally:
                 registry._loading("")
+
+    def configure(self, config: PluginConfig) -> None:
+        """Call every plugin's configuration hook, one plugin at a time so errors name it."""
+        for impl in self._pm.hook.gateway_configure.get_hookimpls():
+            try:
+                impl.function(config=config)
+            except (ConfigurationError, PluginError):
+                raise
+            except Exception as exc:
+                raise PluginError(
+                    f"plugin {impl.plugin_name!r} failed while reading its configuration: "
+                    f"{type(exc).__name__}",
+                    plugin=impl.plugin_name,
+                ) from exc
 
     def emit(self, event: PaymentEvent) -> None:
         """Deliver ``event`` to every implementation of its hook (a lifecycle hook, or
@@ -98,6 +116,7 @@ class PluginHost:
         self.hooks = Hooks(self.pm)
         self.registry = ProviderRegistry()
         self.distributions: dict[str, tuple[str, str]] = {}
+        self._configured: list[object] = []
         if entry_points:
             self._load_entry_points(group)
         for plugin in plugins:
@@ -165,6 +184,38 @@ class PluginHost:
             raise
         self.hooks.register_providers(self.registry, dists=self.distributions, only=plugin)
         return registered
+
+    def configure(
+        self, tables: Mapping[str, Mapping[str, Any]], environ: Mapping[str, str]
+    ) -> None:
+        """Hand the ``[plugins.*]`` tables to every plugin (``gateway_configure``) and register
+        the hook implementations they enable. A second call replaces what the first enabled.
+        A table no plugin reads is a :class:`~gateway_core.ConfigurationError`."""
+        from gateway_core._config import PluginConfig  # only when configuring
+
+        self.close_configured()
+        config = PluginConfig(tables, environ)
+        self.hooks.configure(config)
+        unread = config.unread()
+        if unread:
+            raise ConfigurationError(
+                f"no installed plugin reads [plugins.{unread[0]}] (installed plugins: "
+                f"{', '.join(self.plugin_names()) or 'none'})",
+                key=f"plugins.{unread[0]}",
+            )
+        for name, plugin in config.enabled:
+            self.register(plugin, name)
+            self._configured.append(plugin)
+
+    def close_configured(self) -> None:
+        """Unregister (and ``close()``, when they have one) the plugins :meth:`configure`
+        enabled."""
+        configured, self._configured = self._configured, []
+        for plugin in configured:
+            self.pm.unregister(plugin)
+            close = getattr(plugin, "close", None)
+            if callable(close):
+                close()
 
     def unregister(self, plugin: object) -> None:
         """Remove a plugin registered with :meth:`register` (its providers stay registered)."""

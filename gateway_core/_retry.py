@@ -33,9 +33,10 @@ from __future__ import annotations
 import email.utils
 import random as _random
 import time
+import weakref
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, TypeVar, cast
+from typing import Any, Protocol, TypeVar, cast
 from urllib.parse import urlsplit
 
 import attrs
@@ -46,6 +47,9 @@ from gateway_core._exceptions import (
     MalformedResponse,
     NeverSent,
     OutcomeUnknown,
+    ProviderConfigurationError,
+    ProviderError,
+    ProviderRefused,
     ProviderTemporaryError,
     ProviderUnavailable,
     TLSVerificationError,
@@ -54,11 +58,60 @@ from gateway_core._exceptions import (
 from gateway_core._redact import get_logger
 from gateway_core._transport import HttpRequest, HttpResponse, Transport
 
-__all__ = ["ProviderClient", "RetryPolicy"]
+__all__ = ["CallObserver", "ProviderClient", "RetryPolicy", "call_outcome", "observe_calls"]
 
 T = TypeVar("T")
 
 _log = get_logger("gateway_core.retry")
+
+
+class CallObserver(Protocol):
+    """Told about every logical provider call a :class:`ProviderClient` of this process
+    finishes (:class:`gateway_core.metrics.Metrics` is one)."""
+
+    def provider_call(
+        self, provider: str, operation: str, outcome: str, seconds: float, retries: int
+    ) -> None: ...
+
+
+#: The observers of this process (weakly held: a dropped one goes away by itself). Empty, a
+#: call costs one truth test more.
+_OBSERVERS: weakref.WeakSet[CallObserver] = weakref.WeakSet()
+
+#: The ``outcome`` of a call that raised, by exception class (the first match counts).
+_OUTCOMES: tuple[tuple[type[Exception], str], ...] = (
+    (NeverSent, "never_sent"),
+    (OutcomeUnknown, "outcome_unknown"),
+    (ProviderUnavailable, "unavailable"),
+    (TLSVerificationError, "tls_error"),
+    (TransportError, "transport_error"),
+    (ProviderRefused, "refused"),
+    (ProviderConfigurationError, "configuration_error"),
+    (MalformedResponse, "malformed"),
+    (ProviderTemporaryError, "temporary_error"),
+    (ProviderError, "provider_error"),
+)
+
+
+def call_outcome(exc: BaseException | None) -> str:
+    """A finished call's outcome, as metrics label it: ``ok``, or the failure's kind
+    (``never_sent``, ``outcome_unknown``, ``unavailable``, ``refused``...; ``error`` for an
+    exception that is not the library's)."""
+    if exc is None:
+        return "ok"
+    for kind, label in _OUTCOMES:
+        if isinstance(exc, kind):
+            return label
+    return "error"
+
+
+def observe_calls(observer: CallObserver, *, on: bool = True) -> None:
+    """Tell ``observer`` about every provider call of this process from now on (``on=False``:
+    no longer). Process-wide, because provider plugins make their clients themselves."""
+    if on:
+        _OBSERVERS.add(observer)
+    else:
+        _OBSERVERS.discard(observer)
 
 
 def _non_negative(instance: object, attribute: attrs.Attribute[Any], value: float) -> None:
@@ -242,16 +295,37 @@ class ProviderClient:
         :class:`~gateway_core.MalformedResponse` for answers it cannot read.
         """
         call = _Call(request, parse, merchant_reference, started=self._clock())
+        if not _OBSERVERS:
+            return cast(T, self._call(call))
+        started, failure = time.perf_counter(), None
+        try:
+            return cast(T, self._call(call))
+        except BaseException as exc:
+            failure = exc
+            raise
+        finally:
+            seconds = time.perf_counter() - started
+            operation = request.operation or request.method
+            outcome = call_outcome(failure)
+            retries = max(call.attempts - 1, 0)
+            for observer in list(_OBSERVERS):
+                try:
+                    observer.provider_call(self.provider, operation, outcome, seconds, retries)
+                except Exception as exc:  # counting must never fail a provider call
+                    _log.debug("call observer failed: %s", type(exc).__name__)
+
+    def _call(self, call: _Call) -> Any:
+        """:meth:`call` without its observers."""
         try:
             # The first attempt runs outside the retry machinery, which costs nothing then;
             # only a retryable failure enters the loop, which starts from that failure.
             try:
-                return cast(T, self._attempt(call))
+                return self._attempt(call)
             except Exception as exc:
                 if not self._retryable(call, exc):
                     raise
                 call.first_failure = exc
-            return cast(T, self._retrying(self._attempt_or_first_failure, call))
+            return self._retrying(self._attempt_or_first_failure, call)
         except Exception as exc:
             if not self._retryable(call, exc):
                 raise  # final at its first occurrence: surfaced as-is

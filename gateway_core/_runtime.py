@@ -12,6 +12,7 @@ from gateway_core._config import Gateways, Settings
 from gateway_core._plugins import PluginHost
 from gateway_core._service import PaymentService, ServicePolicy
 from gateway_core.ledger import Ledger, open_ledger
+from gateway_core.metrics import Metrics, ServiceMetrics, metrics_from_settings
 
 #: Where the ledger lives when the configuration does not say.
 DEFAULT_LEDGER_URL = "sqlite:///gateway-ledger.db"
@@ -27,8 +28,11 @@ class Runtime:
     service: PaymentService
 
     def close(self) -> None:
-        """Close gateways (pooled connections) and the ledger."""
+        """Close gateways (pooled connections), the plugins the configuration enabled, and
+        the ledger."""
         self.gateways.close()
+        self.host.close_configured()
+        self.service.metrics.close()
         self.ledger.close()
 
     def __enter__(self) -> Runtime:
@@ -45,17 +49,23 @@ def build_runtime(
     environ: Mapping[str, str] | None = None,
     plugins: Iterable[object] = (),
     policy: ServicePolicy | None = None,
+    metrics: ServiceMetrics | bool | None = None,
     **service_options: Any,
 ) -> Runtime:
     """Load plugins, build every configured gateway, open (and migrate) the ledger.
 
     ``plugins`` are extra plugin objects to register, typically the order system's hook
-    implementations.
+    implementations. The ``[plugins.*]`` tables go to every plugin's ``gateway_configure``
+    hook (:meth:`PluginHost.configure`), which enables the hooks they configure.
+
+    ``metrics``: a :class:`~gateway_core.metrics.Metrics` to use as it is, or whether to
+    make one (default: ``[service] metrics``); one made here watches the ledger's outbox.
     """
     env = os.environ if environ is None else environ
     host = host or PluginHost()
     for plugin in plugins:
         host.register(plugin)
+    host.configure(settings.plugins, env)  # the [plugins.*] tables: before anything opens
     gateways = Gateways.from_settings(settings, registry=host.registry, environ=env)
     ledger = open_ledger(settings.ledger_url or DEFAULT_LEDGER_URL)
     try:
@@ -69,7 +79,20 @@ def build_runtime(
         except Exception:
             ledger.close()
             raise
+    if metrics is None or isinstance(metrics, bool):
+        try:
+            metrics = metrics_from_settings(settings.service, enabled=metrics)
+        except Exception:
+            ledger.close()
+            raise
+        if isinstance(metrics, Metrics):
+            metrics.watch_outbox(ledger)
     service = PaymentService(
-        gateways=gateways, ledger=ledger, hooks=host.hooks, policy=policy, **service_options
+        gateways=gateways,
+        ledger=ledger,
+        hooks=host.hooks,
+        policy=policy,
+        metrics=metrics,
+        **service_options,
     )
     return Runtime(host, gateways, ledger, service)

@@ -37,6 +37,7 @@ from gateway_core._models import (
 from gateway_core._plugins import Hooks
 from gateway_core._redact import get_logger, redact_excerpt
 from gateway_core._refunds import RefundReport
+from gateway_core._service_metrics import NULL_METRICS, ServiceMetrics
 from gateway_core._service_types import DeliveryReport, ServicePolicy
 from gateway_core._state import Decision, decide, review_reason
 from gateway_core.ledger import (
@@ -95,8 +96,11 @@ class ServiceCore:
         reference_factory: Callable[[str, int], str] | None = None,
         sleep: Callable[[float], None] = time.sleep,
         deliver_after_commit: bool = True,
+        metrics: ServiceMetrics | None = None,
     ) -> None:
         self.gateways = gateways
+        #: Told about each decision (:mod:`gateway_core.metrics`); a no-op by default.
+        self.metrics = metrics or NULL_METRICS
         self.ledger = ledger
         self.hooks = hooks
         self.policy = policy or ServicePolicy()
@@ -430,14 +434,25 @@ class ServiceCore:
                 next_attempt_at=self._clock() + timedelta(seconds=delay),
             )
             log.warning("hook for %s failed; will retry: %s", event.event_id, type(exc).__name__)
+            self.metrics.delivery_failed(event.kind.value)
             return False
         self.ledger.defer_delivered(event.event_id, at=self._clock())
+        self.metrics.delivered(event.kind.value)
         return True
 
-    def deliver_events(self, *, limit: int = 100, due_by: datetime | None = None) -> DeliveryReport:
+    def deliver_events(
+        self,
+        *,
+        limit: int = 100,
+        due_by: datetime | None = None,
+        lease_seconds: float = INLINE_LEASE,
+        stop: Callable[[], bool] | None = None,
+    ) -> DeliveryReport:
         """Deliver due outbox events to the hooks, at least once. A handler that raises
         leaves its event for a later attempt, with exponential backoff. ``due_by`` delivers
-        events scheduled up to that time (default: now)."""
+        events scheduled up to that time (default: now). The events are claimed for
+        ``lease_seconds``; once ``stop()`` is true (a worker stopping) the claimed events not
+        delivered yet are handed back, due at once, after this pass's marks are written."""
         delivered = failed = 0
         # Only the kinds some plugin here handles are claimed (filtered in SQL): the others
         # stay pending, untouched, for a process that has their handler. With none at all (a
@@ -451,11 +466,19 @@ class ServiceCore:
         claimed = self.ledger.claim_events(
             now=due_by or real_now,
             limit=limit,
-            lease_seconds=60.0,
+            lease_seconds=lease_seconds,
             lease_from=real_now,
             kinds=kinds,
         )
-        for event in claimed:
+        for index, event in enumerate(claimed):
+            if stop is not None and stop():
+                self.ledger.flush()  # delivered first, so none of them is handed back
+                rest = claimed[index:]
+                until = rest[0].next_attempt_at
+                self.ledger.release_events(
+                    [e.event_id for e in rest], leased_until=until, at=self._clock()
+                )
+                break
             if self._deliver(event):
                 delivered += 1
             else:

@@ -88,6 +88,7 @@ class InboundService(ServiceCore):
             finally:
                 self._local.inline = None
         self._count(decided.verdict)
+        self.metrics.inbound(gateway_name, gw.name, "notification", decided.verdict, decided.reason)
         accepted = self._accepts(decided)
         ack = gw.reply(decided.verdict, message, decided.reason, request, accepted=accepted)
         return NotificationOutcome(ack, decided.verdict, decided.reason, decided.record)
@@ -121,6 +122,7 @@ class InboundService(ServiceCore):
             )
         ack = gw.reply(Verdict.REJECTED, None, reason, request, accepted=False)
         self._count(Verdict.REJECTED)
+        self.metrics.inbound(gateway_name, gw.name, "notification", Verdict.REJECTED, reason)
         return NotificationOutcome(ack, Verdict.REJECTED, reason)
 
     def _accepts(self, decided: _Decided) -> bool:
@@ -428,8 +430,14 @@ class InboundService(ServiceCore):
         itself never changes a status (unless the provider declares ``return_settles``).
         Raises :class:`~gateway_core.NotificationRejected` when it does not verify."""
         gw = self.gateway(gateway_name)
-        claimed = gw.parse_return(request)
+        try:
+            claimed = gw.parse_return(request)
+        except NotificationRejected as exc:
+            self.metrics.inbound(gateway_name, gw.name, "return", "rejected", Reason.of(exc.reason))
+            raise
         record = self.ledger.get_payment(gateway_name, claimed.merchant_reference)
+        seen = ("received", "") if record else ("rejected", Reason.UNKNOWN_PAYMENT)
+        self.metrics.inbound(gateway_name, gw.name, "return", *seen)
         self.ledger.append_journal(
             self._journal(
                 gateway_name,

@@ -38,6 +38,7 @@ class ReconcilingService(ServiceCore):
         min_interval: float = 0.1,
         grace: timedelta | None = None,
         progress: Callable[[PaymentRecord, str], None] | None = None,
+        lease: float | None = None,
     ) -> ReconcileReport:
         """Inquire every payment pending or unknown for longer than ``grace`` (at most
         ``limit``, at most one inquiry per ``min_interval`` seconds) and apply the answers.
@@ -51,7 +52,13 @@ class ReconcilingService(ServiceCore):
         An attempt whose create outcome is unknown has no provider transaction id to inquire
         with; it was never shown to the customer, so once its expiry (plus the policy's
         margin) has passed it is settled as expired.
+
+        With ``lease`` (seconds; ``gateway worker`` passes it) the batch is claimed
+        (:meth:`~gateway_core.ledger.Ledger.claim_reconcile`): payments examined less than
+        ``lease`` seconds ago, by this process or any other, are left out, so concurrent
+        workers never inquire the same payment in one pass.
         """
+        progress = self.metrics.reconcile_progress(progress)  # counts each payment's result
         wanted = set(gateway_names) if gateway_names is not None else None
         names = set(self.gateways) if wanted is None else wanted & set(self.gateways)
         now = self._clock()
@@ -68,12 +75,22 @@ class ReconcilingService(ServiceCore):
                 sum(orphans.values()),
                 ", ".join(sorted(orphans)),
             )
-        candidates = self.ledger.payments_to_reconcile(
-            statuses=_RECONCILABLE, updated_before=cutoff, limit=limit, gateways=names
-        )
-        # Stamped before the inquiries: a concurrent pass takes the next batch instead, and a
-        # payment whose inquiry keeps failing goes to the back of the queue like the rest.
-        self.ledger.mark_examined([r.id for r in candidates if r.id is not None], at=now)
+        if lease is not None:  # taken and stamped in one transaction
+            candidates = self.ledger.claim_reconcile(
+                statuses=_RECONCILABLE,
+                updated_before=cutoff,
+                limit=limit,
+                now=now,
+                lease_seconds=lease,
+                gateways=names,
+            )
+        else:
+            candidates = self.ledger.payments_to_reconcile(
+                statuses=_RECONCILABLE, updated_before=cutoff, limit=limit, gateways=names
+            )
+            # Stamped before the inquiries: a concurrent pass takes the next batch instead,
+            # and a payment whose inquiry keeps failing goes to the back of the queue.
+            self.ledger.mark_examined([r.id for r in candidates if r.id is not None], at=now)
         counts = {"examined": 0, "changed": 0, "unchanged": 0, "waiting": 0, "errors": 0}
         reviews = 0
         first = True
@@ -101,6 +118,8 @@ class ReconcilingService(ServiceCore):
                 continue
             if not gw.supports(Capability.INQUIRE):
                 counts["waiting"] += 1
+                if progress:
+                    progress(record, "waiting")
                 continue
             if not first and min_interval > 0:
                 self._sleep(min_interval)

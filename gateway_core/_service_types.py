@@ -102,6 +102,11 @@ class Check:
     detail: str = ""
 
 
+#: ``[service]`` keys that are not policy: ``metrics`` (gateway_core.metrics) and
+#: ``log_format`` (``gateway serve``, ``gateway worker``).
+OBSERVABILITY_KEYS = frozenset({"metrics", "log_format"})
+
+
 @attrs.define
 class ServicePolicy:
     """Tunable rules (defaults follow the reliability plan).
@@ -132,7 +137,7 @@ class ServicePolicy:
     def from_settings(cls, settings: Mapping[str, Any]) -> ServicePolicy:
         """The policy from a configuration's ``[service]`` table (durations in seconds,
         ``default_expiry_minutes`` in minutes); unknown keys are refused by name."""
-        read = SettingsReader(settings, provider="service", ignore=frozenset())
+        read = SettingsReader(settings, provider="service", ignore=OBSERVABILITY_KEYS)
         day = 24 * 3600.0
         policy = cls(
             acknowledge_unknown_payment=read.flag("acknowledge_unknown_payment", False),

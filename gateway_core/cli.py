@@ -27,6 +27,7 @@ from gateway_core._cli_refund import (
     add_refund_arguments,
     refund,
 )
+from gateway_core._cli_serve import add_observability_arguments
 from gateway_core._cli_support import (
     CommandError,
     Parser,
@@ -41,6 +42,7 @@ from gateway_core._cli_support import (
     wants_json,
 )
 from gateway_core._cli_verify import VERIFY_HELP, add_verify_arguments
+from gateway_core._cli_worker import WORKER_HELP, add_worker_arguments, run_worker
 from gateway_core._config import Gateways, Settings
 from gateway_core._customer_action import action_data, action_text
 from gateway_core._exceptions import GatewayError
@@ -397,6 +399,11 @@ def _serve(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+@command("worker")
+def _worker(args: argparse.Namespace, out: TextIO) -> int:
+    return run_worker(load_settings(args), lambda: _runtime(args), args, out)
+
+
 @command("prune")
 def _prune(args: argparse.Namespace, out: TextIO) -> int:
     settings = load_settings(args)
@@ -494,6 +501,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="CIDR",
         help="reverse proxies whose X-Forwarded-For is believed (repeatable)",
     )
+    add_observability_arguments(p)  # --metrics, --log-format
 
     p = add("create", "create a payment and print where to send the customer")
     p.add_argument("--gateway", help="configured gateway name (default: the only one)")
@@ -540,6 +548,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="ignore the retry schedule")
 
     add_prune_arguments(add("prune", PRUNE_HELP))
+    add_worker_arguments(add("worker", WORKER_HELP))
     add_verify_arguments(add("verify", VERIFY_HELP))
     p = add("emulator", "run a provider's local emulator (`gateway emulator <provider> ...`)")
     p.add_argument("provider", help="installed provider name")

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
+    from gateway_core._config import PluginConfig
     from gateway_core._events import PaymentEvent
     from gateway_core._registry import ProviderRegistry
 
@@ -33,6 +34,20 @@ def gateway_register_providers(registry: ProviderRegistry) -> None:
 
     Called once per plugin when the plugin host starts. Registering a provider name that
     another plugin already took is an error that names both plugins.
+    """
+
+
+@hookspec
+def gateway_configure(config: PluginConfig) -> None:
+    """Read this plugin's settings and enable the hook implementations they turn on.
+
+    ``config.reader(name)`` reads the ``[plugins.<name>]`` table (and the environment);
+    ``config.enable(obj, name)`` registers ``obj``'s hook implementations once every plugin
+    has read its settings. Called by :func:`gateway_core.build_runtime`. A plugin whose hooks
+    need configuration (a relay to a broker, say) implements them on an object it enables
+    here, not at module level: unconfigured, it implements no hook, so the process claims no
+    outbox event it could not deliver. A ``[plugins.<name>]`` table no plugin reads is an
+    error.
     """
 
 

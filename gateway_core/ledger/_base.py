@@ -45,7 +45,7 @@ __all__ = [
 
 #: The version of the ledger's tables this library writes; :meth:`Ledger.migrate` brings a
 #: store up to it and records it in ``gw_schema_version``.
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 #: Longest ``last_error`` kept for an outbox event (after redaction).
 MAX_ERROR_LENGTH = 2000
@@ -430,3 +430,71 @@ class Ledger(abc.ABC):
     ) -> list[RefundRecord]:
         """Open refunds (``requested``, ``unknown``, ``pending``) last changed before
         ``updated_before``, oldest first."""
+
+    # -- statistics for monitoring (gateway_core.ledger._sql_stats) ------------------------------
+
+    @abc.abstractmethod
+    def outbox_backlog_by_kind(self) -> dict[str, tuple[int, datetime]]:
+        """The undelivered outbox events per event kind: how many, and when the oldest was
+        created (kinds with none are left out). A cheap read, made at every metrics scrape."""
+
+    @abc.abstractmethod
+    def open_refunds_by_status(self) -> dict[str, tuple[int, datetime]]:
+        """The refunds not settled yet (``requested``, ``pending``, ``unknown``) per status:
+        how many, and the oldest one's last change (statuses with none are left out)."""
+
+    def outbox_backlog(self) -> tuple[int, datetime | None]:
+        """How many outbox events are undelivered, and when the oldest was created (None
+        when there are none)."""
+        backlog = self.outbox_backlog_by_kind()
+        oldest = min((created for _, created in backlog.values()), default=None)
+        return sum(count for count, _ in backlog.values()), oldest
+
+    # -- leases for many workers (gateway_core.ledger._sql_leases) -------------------------------
+
+    def claim_reconcile(
+        self,
+        *,
+        statuses: Collection[PaymentStatus],
+        updated_before: datetime,
+        limit: int,
+        now: datetime,
+        lease_seconds: float,
+        gateways: Collection[str] | None = None,
+    ) -> list[PaymentRecord]:
+        """Claim a reconcile batch: :meth:`payments_to_reconcile` without the payments
+        examined less than ``lease_seconds`` before ``now``, stamped examined at ``now`` in
+        the same transaction, so concurrent claims (other workers) get disjoint batches and
+        nobody takes them again until the lease has passed. The SQL ledgers lock the rows
+        (``FOR UPDATE SKIP LOCKED`` on PostgreSQL); this default reads, then stamps."""
+        cutoff = to_utc(now).timestamp() - lease_seconds
+        candidates = [
+            r
+            for r in self.payments_to_reconcile(
+                statuses=statuses, updated_before=updated_before, limit=limit, gateways=gateways
+            )
+            if r.last_examined_at is None or r.last_examined_at.timestamp() <= cutoff
+        ]
+        self.mark_examined([r.id for r in candidates if r.id is not None], at=now)
+        return [attrs.evolve(r, last_examined_at=to_utc(now)) for r in candidates]
+
+    def release_events(
+        self, event_ids: Iterable[str], *, leased_until: datetime, at: datetime
+    ) -> int:
+        """Hand back events claimed (:meth:`claim_events`) with the lease ending at
+        ``leased_until`` and not delivered: each becomes due at ``at`` unless it was delivered
+        or claimed again since. Returns how many. By default nothing is released: the leases
+        end by themselves."""
+        return 0
+
+    @abc.abstractmethod
+    def acquire_lease(self, name: str, holder: str, *, now: datetime, seconds: float) -> bool:
+        """Take the named lease (a job one worker of the fleet does at a time) for
+        ``seconds`` from ``now``, if nobody holds it (no lease yet, or the last one ended by
+        ``now``); True when ``holder`` has it now. Holding it already does not renew it."""
+
+    @abc.abstractmethod
+    def end_lease(self, name: str, holder: str, *, at: datetime) -> bool:
+        """Set the end of the named lease ``holder`` holds to ``at`` (now to release it, a
+        later time to keep the job from running again before then); False when ``holder``
+        does not hold it."""

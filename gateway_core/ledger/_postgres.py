@@ -188,6 +188,15 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         ),
         "CREATE INDEX gw_refunds_open_idx ON {p}gw_refunds (status, updated_at)",
     ),
+    # Named leases of the jobs one worker of a fleet does at a time (settling refunds,
+    # pruning the journal): gateway_core.ledger._sql_leases.
+    6: (
+        """CREATE TABLE {p}gw_leases (
+            name TEXT PRIMARY KEY,
+            holder TEXT NOT NULL,
+            lease_until TIMESTAMPTZ NOT NULL
+        )""",
+    ),
 }
 
 

@@ -29,12 +29,14 @@ from gateway_core.ledger._records import (
     TransitionRecord,
     to_utc,
 )
+from gateway_core.ledger._sql_leases import SQLLeases
 from gateway_core.ledger._sql_machinery import _MARK_BATCH, _marks
 from gateway_core.ledger._sql_refunds import SQLRefunds
+from gateway_core.ledger._sql_stats import SQLStats
 from gateway_core.ledger._statements import Rollback, Tx, check_limit, where
 
 
-class SQLLedger(SQLRefunds):
+class SQLLedger(SQLStats, SQLLeases, SQLRefunds):
     """The ledger written once over a small backend interface (see the module docstring)."""
 
     # -- payments ----------------------------------------------------------------------------

@@ -165,6 +165,15 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         ),
         "CREATE INDEX gw_refunds_open_idx ON gw_refunds (status, updated_at)",
     ),
+    # Named leases of the jobs one worker of a fleet does at a time (settling refunds,
+    # pruning the journal): gateway_core.ledger._sql_leases.
+    6: (
+        """CREATE TABLE gw_leases (
+            name TEXT PRIMARY KEY,
+            holder TEXT NOT NULL,
+            lease_until TEXT NOT NULL
+        )""",
+    ),
 }
 
 

@@ -26,6 +26,7 @@ HEAVY = (
     "_sqlite3",
     "xml.etree.ElementTree",
     "defusedxml",
+    "prometheus_client",
     "importlib.metadata",
     "gateway_core._requests_transport",
     "gateway_core._retry",
@@ -36,6 +37,7 @@ HEAVY = (
     "gateway_core.cli",
     "gateway_core.web",
     "gateway_core.asgi",
+    "gateway_core.metrics",
     "gateway_faspay_dana",
 )
 

@@ -33,6 +33,15 @@ def test_first_party_provider_is_discovered_from_installed_metadata() -> None:
     assert info.version
 
 
+def test_the_midtrans_provider_is_discovered_from_its_own_distribution() -> None:
+    host = PluginHost()
+    info = host.registry.get("midtrans_snap")
+    assert info.plugin == "midtrans_snap"
+    assert info.distribution == "gateway-midtrans-snap"
+    assert info.version
+    assert Capability.REFUND in info.capabilities
+
+
 def test_third_party_plugin_is_discovered_configured_and_usable(
     example_plugin_on_path: Path,
 ) -> None:
@@ -200,6 +209,9 @@ def test_providers_command_lists_installed_plugins_as_json() -> None:
     assert rows["acme_pay"]["distribution"] == "acme-pay"
     assert rows["faspay_dana"]["notification_signature_covers"] == ["merchant_reference", "status"]
     assert "inquire" in rows["faspay_dana"]["capabilities"]
+    assert rows["midtrans_snap"]["distribution"] == "gateway-midtrans-snap"
+    assert "status" not in rows["midtrans_snap"]["notification_signature_covers"]
+    assert "refund" in rows["midtrans_snap"]["capabilities"]
 
 
 def test_providers_command_human_output_names_capabilities() -> None:
@@ -213,8 +225,9 @@ def test_discovery_does_not_import_provider_implementations() -> None:
     code = (
         "import sys, gateway_core\n"
         "host = gateway_core.PluginHost()\n"
-        "assert 'faspay_dana' in host.registry\n"
-        "loaded = [m for m in ('gateway_faspay_dana._gateway', 'requests', 'tenacity')"
+        "assert 'faspay_dana' in host.registry and 'midtrans_snap' in host.registry\n"
+        "loaded = [m for m in ('gateway_faspay_dana._gateway', 'gateway_midtrans_snap._gateway',"
+        " 'requests', 'tenacity')"
         " if m in sys.modules]\n"
         "print(','.join(loaded))\n"
     )
