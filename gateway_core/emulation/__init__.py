@@ -12,6 +12,7 @@ Provider-neutral pieces (each module documents its part):
 * :mod:`.control` — :class:`ControlRouter` (the ``/_emulator/`` JSON API), the shared routes,
   :class:`EmulatorError`, and :class:`ControlClient`;
 * :mod:`.requestlog` — :class:`RequestLog`;
+* :mod:`.serving` — :func:`serve_endpoint`, one endpoint request answered under its fault;
 * :mod:`.pytest_support` — fixture factories (needs pytest).
 
 ``import gateway_core`` does not import this package, and importing this package imports none
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
         accept_2xx,
     )
     from gateway_core.emulation.requestlog import RequestLog
+    from gateway_core.emulation.serving import serve_endpoint
 
 _WHERE: dict[str, str] = {
     "ControlClient": "gateway_core.emulation.control",
@@ -62,6 +64,7 @@ _WHERE: dict[str, str] = {
     "Verdict": "gateway_core.emulation.notifier",
     "accept_2xx": "gateway_core.emulation.notifier",
     "add_common_routes": "gateway_core.emulation.control",
+    "serve_endpoint": "gateway_core.emulation.serving",
 }
 
 __all__ = [
@@ -82,6 +85,7 @@ __all__ = [
     "Verdict",
     "accept_2xx",
     "add_common_routes",
+    "serve_endpoint",
 ]
 
 

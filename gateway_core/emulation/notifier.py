@@ -116,6 +116,14 @@ class NotificationPlan:
     drop: bool = False
     reorder: Message | None = None
     kind: str = "original"
+    #: Further messages of the same event, each delivered (with its own retries) after the
+    #: main one, in order, before any duplicate (``kind`` ``"followup"``).
+    followups: Sequence[Message] = ()
+    #: Plans with the same non-empty ``sequence`` (for example an order id) make their first
+    #: attempts in submission order: a job waits (at most ``timeout`` + 5 s) until the previous
+    #: one's first attempt is over; retries do not hold the next one back. A plan with a
+    #: ``delay`` or a ``drop`` waits its turn but holds nobody back.
+    sequence: str = ""
 
 
 @dataclasses.dataclass
@@ -186,6 +194,7 @@ class Notifier:
         self._threads: set[threading.Thread] = set()
         self._abort = threading.Event()
         self._closed = False
+        self._sequences: dict[str, threading.Event] = {}
 
     # --- public -------------------------------------------------------------------------------
 
@@ -196,7 +205,8 @@ class Notifier:
                 return []
             main = self._new(plan, plan.message, plan.kind)
             group = [main] + [self._new(plan, plan.message, "burst") for _ in range(plan.burst - 1)]
-            extras = [self._new(plan, plan.message, "duplicate") for _ in range(plan.duplicates)]
+            extras = [self._new(plan, message, "followup") for message in plan.followups]
+            extras += [self._new(plan, plan.message, "duplicate") for _ in range(plan.duplicates)]
             if plan.reorder is not None:
                 extras.append(self._new(plan, plan.reorder, "reorder"))
             everything = group + extras
@@ -209,9 +219,13 @@ class Notifier:
                 return everything
             self._active += 1
             abort = self._abort
+            previous = self._sequences.get(plan.sequence) if plan.sequence else None
+            turn = threading.Event()
+            if plan.sequence and plan.delay <= 0 and not plan.drop:
+                self._sequences[plan.sequence] = turn
             thread = threading.Thread(
                 target=self._job,
-                args=(plan.delay, group, extras, abort),
+                args=(plan.delay, group, extras, abort, previous, turn),
                 name=f"{self.name}-notify-{main.id}",
                 daemon=True,
             )
@@ -251,6 +265,7 @@ class Notifier:
             self._abort.set()
             self._abort = threading.Event()
             self._records = []
+            self._sequences = {}
 
     def close(self, timeout: float = 5.0) -> None:
         """Abort every job and join the threads."""
@@ -284,20 +299,31 @@ class Notifier:
         group: list[Delivery],
         extras: list[Delivery],
         abort: threading.Event,
+        previous: threading.Event | None = None,
+        turn: threading.Event | None = None,
     ) -> None:
         try:
             if delay > 0 and abort.wait(delay):
                 self._abandon(group + extras)
                 return
+            if previous is not None:
+                deadline = time.monotonic() + self.timeout + 5.0
+                while not previous.wait(0.05):
+                    if abort.is_set() or time.monotonic() >= deadline:
+                        break
             if len(group) == 1:
-                self._deliver(group[0], abort)
+                self._deliver(group[0], abort, turn)
             else:
                 self._burst(group, abort)
+            if turn is not None:
+                turn.set()
             for record in extras:
                 self._deliver(record, abort)
         except Exception:  # pragma: no cover - a bug here must not kill the process silently
             _log.exception("notification job failed")
         finally:
+            if turn is not None:
+                turn.set()
             with self._idle:
                 self._active -= 1
                 self._threads.discard(threading.current_thread())
@@ -329,7 +355,9 @@ class Notifier:
                 if record.state == "pending":
                     record.state = "aborted"
 
-    def _deliver(self, record: Delivery, abort: threading.Event) -> None:
+    def _deliver(
+        self, record: Delivery, abort: threading.Event, first: threading.Event | None = None
+    ) -> None:
         number = 1
         while True:
             schedule = self.schedule  # read each time: the emulator may change it mid-job
@@ -337,6 +365,8 @@ class Notifier:
                 self._abandon([record])
                 return
             attempt = self._attempt(record, number)
+            if first is not None:
+                first.set()
             with self._lock:
                 record.attempts.append(attempt)
                 if attempt["delivered"]:

@@ -450,3 +450,148 @@ def test_retry_schedule_limits_and_jitter() -> None:
     assert midtrans_like.delay(2) == pytest.approx(0.3)
     with pytest.raises(ValueError, match="max_attempts"):
         RetrySchedule.fixed(1, 0)
+
+
+# --- serve_endpoint, follow-up messages and sequences ----------------------------------------
+
+
+class ServedTiny:
+    """One endpoint (``/thing``) answered through :func:`serve_endpoint`, with a provider
+    fault kind of its own (``teapot``, not processed, reshaped by the ``shape`` hook)."""
+
+    def __init__(self) -> None:
+        from gateway_core.emulation.faults import ENDPOINT_FAULT_SPECS
+
+        self.socket_controller: SocketController | None = None
+        self.catalogue = FaultCatalogue(
+            {"thing"}, endpoint_specs={**ENDPOINT_FAULT_SPECS, "teapot": {}}
+        )
+        self.plan = FaultPlan()
+        self.processed: list[str | None] = []
+        self.stopping = threading.Event()
+
+    def endpoint_for(self, path: str) -> str | None:
+        return "thing" if path == "/thing" else None
+
+    def take_fault(self, endpoint: str) -> Fault | None:
+        return self.plan.take(endpoint)
+
+    def record_request(self, endpoint: str, method: str, path: str, **details: Any) -> None:
+        pass
+
+    def tick(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.stopping.set()
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        from gateway_core.emulation.serving import Reply, serve_endpoint
+
+        def handle(fault: Fault | None) -> Reply:
+            self.processed.append(fault.kind if fault else None)
+            return Reply(200, json.dumps({"n": len(self.processed)}).encode())
+
+        def shape(fault: Fault, real: Reply | None) -> Reply | None:
+            return Reply(418, b'{"teapot": true}') if fault.kind == "teapot" else None
+
+        served = serve_endpoint(
+            environ,
+            start_response,
+            "thing",
+            self.plan,
+            handle,
+            stopping=self.stopping,
+            unprocessed=("teapot",),
+            shape=shape,
+        )
+        return served.body
+
+
+def test_serve_endpoint_applies_the_common_faults_and_the_providers_own() -> None:
+    app = ServedTiny()
+    with HttpServer(app) as server:
+        url = f"{server.url}/thing"
+        for kind in ("http_5xx", "malformed_json", "teapot", "reset_after_read"):
+            app.plan.add(app.catalogue.make("thing", kind))
+        assert requests.get(url, timeout=5).status_code == 503
+        truncated = requests.get(url, timeout=5)
+        assert truncated.status_code == 200
+        assert truncated.text == json.dumps({"n": 1})[:4], "processed, then cut in half"
+        teapot = requests.get(url, timeout=5)
+        assert (teapot.status_code, teapot.json()) == (418, {"teapot": True})
+        with pytest.raises(requests.ConnectionError):
+            requests.get(url, timeout=5)
+        assert requests.get(url, timeout=5).json() == {"n": 3}
+    # the handler ran for malformed_json and reset_after_read (and saw them), not for the others
+    assert app.processed == ["malformed_json", "reset_after_read", None]
+
+
+class SlowFirstMerchant:
+    """Records each notification body when its reply is done; the body ``A`` is answered
+    slowly, first with 503."""
+
+    def __init__(self) -> None:
+        self.done: list[bytes] = []
+        self.seen_a = 0
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                status = 200
+                if body == b"A":
+                    outer.seen_a += 1
+                    if outer.seen_a == 1:
+                        time.sleep(0.3)  # the merchant is slow, not the test's assertion
+                        status = 503
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                outer.done.append(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/notify"
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_sequence_keeps_first_attempts_in_order_and_retries_hold_nothing_back() -> None:
+    shop = SlowFirstMerchant()
+    notifier = Notifier(schedule=RetrySchedule([0.2]), now=lambda: "now")
+    try:
+        for body in (b"A", b"B"):
+            notifier.submit(
+                NotificationPlan(url=shop.url, message=Message(body), sequence="order-1")
+            )
+        assert notifier.wait(10)
+    finally:
+        notifier.close()
+        shop.close()
+    assert shop.done == [b"A", b"B", b"A"]
+
+
+def test_followups_are_delivered_in_order_after_the_main_message() -> None:
+    shop = SlowFirstMerchant()
+    notifier = Notifier(schedule=RetrySchedule([0.01]), now=lambda: "now")
+    try:
+        records = notifier.submit(
+            NotificationPlan(
+                url=shop.url,
+                message=Message(b"M", labels={"event": "refund"}),
+                followups=[Message(b"F1"), Message(b"F2")],
+                duplicates=1,
+            )
+        )
+        assert notifier.wait(10)
+    finally:
+        notifier.close()
+        shop.close()
+    assert [r.kind for r in records] == ["original", "followup", "followup", "duplicate"]
+    assert shop.done == [b"M", b"F1", b"F2", b"M"]

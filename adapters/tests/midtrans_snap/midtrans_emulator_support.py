@@ -50,8 +50,15 @@ def snap_body(order_id: str, amount: int = 250000, **extra: Any) -> dict[str, An
     return body
 
 
-def create(base: str, order_id: str, amount: int = 250000, *, key: str = SERVER_KEY,
-           headers: dict[str, str] | None = None, **extra: Any) -> requests.Response:
+def create(
+    base: str,
+    order_id: str,
+    amount: int = 250000,
+    *,
+    key: str = SERVER_KEY,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> requests.Response:
     """``POST /snap/v1/transactions``."""
     return requests.post(
         f"{base}/snap/v1/transactions",
@@ -61,13 +68,24 @@ def create(base: str, order_id: str, amount: int = 250000, *, key: str = SERVER_
     )
 
 
-def core(base: str, method: str, ident: str, action: str, body: Any = None, *,
-         key: str = SERVER_KEY, headers: dict[str, str] | None = None) -> requests.Response:
+def core(
+    base: str,
+    method: str,
+    ident: str,
+    action: str,
+    body: Any = None,
+    *,
+    key: str = SERVER_KEY,
+    headers: dict[str, str] | None = None,
+) -> requests.Response:
     """A Core API call ``/v2/{ident}/{action}``."""
     data = None if body is None else json.dumps(body)
     return requests.request(
-        method, f"{base}/v2/{ident}/{action}", data=data,
-        headers={**auth(key), **(headers or {})}, timeout=10,
+        method,
+        f"{base}/v2/{ident}/{action}",
+        data=data,
+        headers={**auth(key), **(headers or {})},
+        timeout=10,
     )
 
 
@@ -102,7 +120,9 @@ def press(page_url: str, outcome: str, **fields: str) -> requests.Response:
         forms.feed(page.text)
         action, hidden = forms.forms[f"snap-{outcome}"]
         return browser.post(
-            urljoin(page.url, action), data={**hidden, **fields}, allow_redirects=False,
+            urljoin(page.url, action),
+            data={**hidden, **fields},
+            allow_redirects=False,
             timeout=10,
         )
 
@@ -155,3 +175,58 @@ def running_merchant(statuses: Iterable[int] = ()) -> Iterator[MerchantEndpoint]
         yield endpoint
     finally:
         endpoint.close()
+
+
+# --- for the conformance kit's run on the emulator (test_midtrans_conformance.py) -----------
+
+
+def emulator_or_skip(request: Any) -> Any:
+    """The running emulator (fixture ``midtrans_emulator``), or skip naming the fixture when
+    the emulator's pytest plugin is not installed."""
+    import pytest
+
+    try:
+        return request.getfixturevalue("midtrans_emulator")
+    except pytest.FixtureLookupError:
+        pytest.skip("fixture 'midtrans_emulator' not found (the emulator's pytest plugin)")
+
+
+def settings(emulator: Any, *, notification_url: str = "") -> dict[str, str]:
+    """Gateway settings pointing at ``emulator`` (its first merchant); ``notification_url``
+    (sent by the plugin as ``X-Override-Notification``) when given."""
+    merchant = emulator.app.merchant()
+    values = {
+        "server_key": merchant.server_key,
+        "merchant_id": merchant.merchant_id,
+        "environment": "sandbox",
+        "base_url": emulator.url,
+        "snap_base_url": emulator.url,
+        "api_base_url": emulator.url,
+    }
+    if notification_url:
+        values["notification_url"] = notification_url
+    return values
+
+
+def customer_chooses(emulator: Any, token: str, method: str | None = None) -> dict[str, Any]:
+    """The customer picks a payment method on the Snap page of ``token`` (a pending attempt;
+    GoPay unless ``method``)."""
+    record: dict[str, Any] = emulator.app.choose(token, method)
+    return record
+
+
+def customer_pays(emulator: Any, reference: str) -> dict[str, Any]:
+    """The customer completes the order's open attempt: a card is captured then settled (as
+    the settlement job would), any other method settles; without an attempt one is made with
+    the default method and settled."""
+    app = emulator.app
+    try:
+        latest = app.transaction(reference)
+    except Exception:
+        latest = None
+    if latest is not None and latest["payment_type"] == "credit_card":
+        if latest["transaction_status"] == "pending":
+            app.act("capture", reference)
+        record: dict[str, Any] = app.act("settle", reference)
+        return record
+    return dict(app.act("pay", reference))
