@@ -8,7 +8,7 @@ with the ledger like a notification: a mismatch is a review, never a transition.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import attrs
 
@@ -27,6 +27,7 @@ from gateway_core._models import (
     StatusReport,
 )
 from gateway_core._redact import get_logger
+from gateway_core._refunds import RefundReport
 from gateway_core._service_core import ServiceCore
 from gateway_core._service_types import Check, NotificationOutcome, ReturnOutcome
 from gateway_core._state import Decision, decide
@@ -38,6 +39,8 @@ from gateway_core.ledger import (
 log = get_logger("gateway_core._service")
 
 _S = PaymentStatus
+#: Claims that money moved: never acknowledged unless the provider confirms them.
+_MONEY_CLAIMS = frozenset({_S.PAID, _S.PARTIALLY_REFUNDED, _S.REFUNDED})
 
 
 @attrs.frozen
@@ -47,6 +50,16 @@ class _Decided:
     verdict: Verdict
     reason: Reason = Reason.NONE
     record: PaymentRecord | None = None
+
+
+def _unlisted_refunds(notification: Notification, report: StatusReport) -> bool:
+    """Whether ``notification`` lists a refund (by key or provider id, with its amount) that
+    the provider's answer ``report`` does not."""
+
+    def named(refunds: Iterable[RefundReport]) -> set[tuple[str, object]]:
+        return {(r.key or f"provider:{r.provider_reference}", r.amount) for r in refunds}
+
+    return not named(notification.refunds) <= named(report.refunds)
 
 
 class InboundService(ServiceCore):
@@ -221,7 +234,11 @@ class InboundService(ServiceCore):
         status_signed = trust.notification_proves(SignedField.STATUS)
         if not status_signed or (
             not trust.notification_settles
-            and decide(record.status, notification.status) is Decision.APPLY
+            # A refund list is money too: confirmed even when the status word is unchanged.
+            and (
+                decide(record.status, notification.status) is Decision.APPLY
+                or bool(notification.refunds)
+            )
         ):
             return self._confirmed_notification(gw, record, notification, report, text)
         verdict, reason, record = self._apply(
@@ -274,9 +291,18 @@ class InboundService(ServiceCore):
                 verdict, reason = Verdict.DUPLICATE, Reason.NONE
             if verdict is Verdict.REVIEW:  # confirmed, and money moved twice (paid_twice, ...)
                 return _Decided(verdict, reason, record)
+            if _unlisted_refunds(notification, report):
+                # Refunds (or amounts) the provider's own answer does not list: a tampered or
+                # early list. Nothing of it was applied; the provider retries.
+                verdict, reason = Verdict.REJECTED, Reason.STATUS_UNCONFIRMED
             claimed = notification.status
             signed = type(gw).trust.notification_proves(SignedField.STATUS)
-            if signed and decide(record.status, claimed) in (Decision.APPLY, Decision.REVIEW):
+            # An unsigned status word is anyone's to choose, but a claim of money (paid,
+            # refunded) the provider does not confirm is still a forgery or early: refused.
+            if (signed or claimed in _MONEY_CLAIMS) and decide(record.status, claimed) in (
+                Decision.APPLY,
+                Decision.REVIEW,
+            ):
                 # It claims more than the provider confirms, or the opposite of it (a forged
                 # "paid", or one that arrived before the provider's own records caught up).
                 verdict, reason = Verdict.REJECTED, Reason.STATUS_UNCONFIRMED

@@ -266,6 +266,11 @@ class RefundingService(ServiceCore):
             if key == "provider:":
                 continue  # names nothing the ledger could keep
             refund = self.ledger.refund_by_key(record.gateway, key)
+            if refund is not None and refund.payment_id != record.id:
+                # Keys are unique per gateway: this one names another payment's refund. A
+                # report about this payment never settles (or moves) another payment.
+                self._review(record, Reason.REFERENCE_MISMATCH, key, source, "")
+                continue
             if refund is None:
                 if report.status is not _R.SUCCEEDED:
                     continue

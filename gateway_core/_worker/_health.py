@@ -48,14 +48,25 @@ def worker_routes(worker: Worker, ledger: Ledger, *, ping_timeout: float = 2.0) 
 
 class HealthServer:
     """Serve ``routes`` on ``host:port`` (0: a free port, see :attr:`port`) from a daemon
-    thread: :meth:`start`, :meth:`close`. GET and HEAD only; anything else 404 or 405."""
+    thread: :meth:`start`, :meth:`close`. GET and HEAD only; anything else 404 or 405. A
+    connection silent for ``request_timeout`` seconds is closed."""
 
-    def __init__(self, host: str, port: int, routes: Mapping[str, Route]) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        routes: Mapping[str, Route],
+        *,
+        request_timeout: float = 10.0,
+    ) -> None:
         table = dict(routes)
 
         class Handler(BaseHTTPRequestHandler):
             server_version = "gateway-worker"
             sys_version = ""
+            # A client that connects and sends nothing (or trickles) is dropped after this
+            # many seconds of silence, instead of holding a thread forever.
+            timeout = request_timeout
 
             def _answer(self, body_wanted: bool) -> None:
                 route = table.get(self.path.split("?", 1)[0])

@@ -338,7 +338,8 @@ def test_every_notification_outcome_carries_the_payment_as_the_ledger_now_has_it
 
     weak = world.start("weak", "O-WEAK").merchant_reference
     pending = world.notify("weak", weak, S.PAID)  # the inquiry says pending
-    assert (pending.verdict, pending.reason) == (Verdict.DUPLICATE, Reason.NONE)
+    # An unconfirmed claim of money is refused (the provider retries), never acknowledged.
+    assert (pending.verdict, pending.reason) == (Verdict.REJECTED, Reason.STATUS_UNCONFIRMED)
     assert pending.payment == world.record("weak", weak)
     signed = world.start("unsettled", "O-SIGNED").merchant_reference
     unconfirmed = world.notify("unsettled", signed, S.PAID)  # signed, but the inquiry says no

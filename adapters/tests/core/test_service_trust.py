@@ -122,7 +122,9 @@ def test_status_not_covered_by_the_signature_is_confirmed_by_inquiry(
     outcome = service.handle_notification("acme", body, headers)
     assert provider.inquiries == 1
     assert service.payment("acme", "ord-1-1").status is PaymentStatus.PENDING
-    assert outcome.verdict == "duplicate"
+    # An unconfirmed claim of money is refused (the provider retries), not acknowledged.
+    assert (outcome.verdict, outcome.reason) == ("rejected", "status_unconfirmed")
+    assert not outcome.acknowledgement.accepted
     assert recorder.of_kind(EventKind.PAID) == []
 
     provider.status = "paid"
