@@ -131,6 +131,12 @@ class Watchdog:
         """Expire ``exchange`` at its deadline unless it finishes first."""
         with self._condition:
             self._stopping = False
+            heap = self._heap
+            # The earliest deadlines are mostly of exchanges that finished long ago (a
+            # sequential client finishes each before the next): drop those from the top, so
+            # the queue holds about the exchanges in flight, not the last thousand.
+            while heap and heap[0][2].finished:
+                heapq.heappop(heap)
             if len(self._heap) >= self._prune_at:
                 self._prune()
                 self._prune_at = max(1024, 2 * len(self._heap))

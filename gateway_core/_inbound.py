@@ -26,7 +26,9 @@ _FORM = "application/x-www-form-urlencoded"
 
 
 def _lower_keys(value: Mapping[str, str] | None) -> dict[str, str]:
-    return {str(k).lower(): str(v) for k, v in (value or {}).items()}
+    if not value:
+        return {}
+    return {str(k).lower(): str(v) for k, v in value.items()}
 
 
 def _upper(value: object) -> str:
@@ -65,11 +67,24 @@ class InboundRequest:
         ``form``."""
         lowered = _lower_keys(headers)
         form: dict[str, str] = {}
-        is_form = lowered.get("content-type", "").split(";")[0].strip().lower() == _FORM
-        if is_form and isinstance(body, bytes | bytearray):
+        content_type = lowered.get("content-type")
+        if (
+            content_type
+            and content_type.split(";")[0].strip().lower() == _FORM
+            and isinstance(body, bytes | bytearray)
+        ):
             form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
         # Not coerced: a body that is not bytes is the gateway's to reject as malformed.
-        return cls("POST", lowered, query or {}, form, body)
+        # The fields are already what the converters would make them (upper-case method,
+        # lower-cased header keys, plain dicts): set them directly rather than convert twice.
+        request = cls.__new__(cls)
+        _set = object.__setattr__
+        _set(request, "method", "POST")
+        _set(request, "headers", lowered)
+        _set(request, "query", dict(query) if query else {})
+        _set(request, "form", form)
+        _set(request, "body", body)
+        return request
 
     @classmethod
     def get(
@@ -218,6 +233,9 @@ class Reason(enum.StrEnum):
     def of(cls, code: str) -> Reason:
         """The member for ``code`` (a rejection's ``reason``), ``REJECTED`` for a code the
         core does not know (a plugin's own rejection class)."""
+        member = cls._value2member_map_.get(code) if code.__class__ is str else None
+        if member is not None:
+            return member  # type: ignore[return-value]
         try:
             return cls(code)
         except ValueError:

@@ -39,6 +39,13 @@ _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]+")
 #: falls inside a run of them drops the run (see :func:`redact_excerpt`).
 _TOKEN_CHAR = re.compile(r"[\w.+@-]")
 
+#: Something at least one built-in rule could act on: "?" (a URL query), "@" (an e-mail),
+#: "+" (a phone), 32 hex digits in a row (a signature) or a control character. Text without
+#: any (most log arguments, a form-encoded or numeric field) skips those rules in one search.
+_MAY_NEED_RULES = re.compile(r"[?@+\x00-\x08\x0a-\x1f\x7f]|[0-9A-Fa-f]{32}")
+
+_SHORT = 512
+
 REDACTED = "[redacted]"
 
 
@@ -181,6 +188,11 @@ def redact_text(text: str) -> str:
     log lines.
     """
     text = _SECRETS.scrub(text)
+    if len(text) <= _SHORT and _MAY_NEED_RULES.search(text) is None:
+        # None of the built-in rules can match (nor can a registered secret's "[redacted]"
+        # make one match); only the plugins' patterns are left to apply. (Short text only:
+        # log arguments and formats; a long body costs what any text of its length costs.)
+        return _PATTERNS.scrub(text) if _PATTERNS.patterns else text
     text = _scrub_url_queries(text)
     text = _HEX_SIGNATURE.sub(REDACTED, text)
     text = _EMAIL.sub(REDACTED, text)
@@ -252,13 +264,39 @@ def redact_value(value: Any) -> Any:
     return redact_text(str(value))
 
 
+#: Redacted log formats by their text (formats are mostly literals that repeat), each with
+#: the secret and pattern books it was redacted with; bounded.
+_FORMATS: dict[str, tuple[object, object, str]] = {}
+_FORMATS_KEPT = 256
+
+
+def _redacted_format(msg: str) -> str:
+    secrets, patterns = _SECRETS.values, _PATTERNS.patterns
+    known = _FORMATS.get(msg)
+    if known is not None and known[0] is secrets and known[1] is patterns:
+        return known[2]
+    text = redact_text(msg)
+    if len(_FORMATS) >= _FORMATS_KEPT:
+        _FORMATS.clear()
+    _FORMATS[msg] = (secrets, patterns, text)
+    return text
+
+
 class RedactingFilter(logging.Filter):
-    """A logging filter that rewrites the record's message and arguments through redaction."""
+    """A logging filter that rewrites the record's message and arguments through redaction.
+
+    It runs only for records the logger lets through (a level that is off costs nothing
+    here); a record without arguments has only its message redacted, and a message seen
+    before is redacted from a small cache."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.msg, str):
+        if record.msg.__class__ is str:
+            record.msg = _redacted_format(record.msg)
+        elif isinstance(record.msg, str):
             record.msg = redact_text(record.msg)
-        if isinstance(record.args, tuple):
+        if not record.args:
+            pass
+        elif isinstance(record.args, tuple):
             record.args = tuple(redact_value(a) for a in record.args)
         elif isinstance(record.args, dict):
             record.args = {k: redact_value(v) for k, v in record.args.items()}

@@ -16,10 +16,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, ClassVar, Final, Protocol, Self, TypeVar
 from urllib.parse import urlencode
-
-import attrs
 
 from gateway_core import (
     Acknowledgement,
@@ -59,6 +58,7 @@ from gateway_faspay_dana._inbound import parse_notification, parse_return, rende
 from gateway_faspay_dana._instructions import (
     channel_of,
     instructions,
+    instructions_for,
     provider_data,
     usable_url,
 )
@@ -208,18 +208,30 @@ class FaspayDanaGateway(Gateway):
         message = PostDataRequest.from_payment_request(request, self.config, now=self._clock())
         channel = channel_for(request.method, self.config)
         bill_no = message.bill_no
-        response = self._call(
+        response: PostDataResponse = self._call(
             "create",
             PATH_POST_DATA,
             message.to_payload(),
-            PostDataResponse.from_payload,
+            partial(PostDataResponse.from_payload, sent=message),
             bill_no=bill_no,
             idempotent=False,
         )
         data = provider_data(channel, response)
         if channel.family is Family.OVO and self.config.ovo_flow == OVO_PUSH:
             data.update(self._push_ovo(request, response.trx_id, bill_no))
-        payment = Payment(
+        shown: RedirectInstruction | PaymentInstructions | None = instructions_for(
+            channel,
+            data,
+            amount=request.amount,
+            expires_at=message.bill_expired,
+            provider_reference=response.trx_id,
+        )
+        if shown is None:
+            shown = RedirectInstruction(
+                url=self._usable_redirect(response.redirect_url)
+                or self._redirect_url(response.trx_id, bill_no)
+            )
+        return Payment(
             provider=PROVIDER,
             merchant_reference=bill_no,
             status=PaymentStatus.PENDING,
@@ -229,14 +241,8 @@ class FaspayDanaGateway(Gateway):
             expires_at=message.bill_expired,
             provider_data=data,
             method=request.method,
+            redirect=shown,
         )
-        shown: RedirectInstruction | PaymentInstructions | None = instructions(channel, payment)
-        if shown is None:
-            shown = RedirectInstruction(
-                url=self._usable_redirect(response.redirect_url)
-                or self._redirect_url(response.trx_id, bill_no)
-            )
-        return attrs.evolve(payment, redirect=shown)
 
     def make_reference(self, order_reference: str, attempt: int) -> str:
         """``<order>-<attempt>P``: at most 32 characters, never ending in a digit (see
@@ -505,12 +511,16 @@ class FaspayDanaGateway(Gateway):
     def _usable_redirect(self, url: str) -> str:
         """Faspay's ``redirect_url`` if it is an absolute http(s) URL, else ``""`` (we then
         build the documented one rather than fail a bill Faspay has already created)."""
+        if _PLAIN_HTTP_URL.match(url) is not None:
+            return url  # what usable_url accepts, without splitting it
         usable = usable_url(url)
         if url and not usable:
             log.warning("create: unusable redirect_url ignored")
         return usable
 
 
+#: An absolute http(s) URL with a plain host name (a fast path of ``usable_url``).
+_PLAIN_HTTP_URL: Final = re.compile(r"https?://[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?:[/?#]|\Z)")
 #: Payment status codes that end a bill: paid, reversed, expired, cancelled (and failed).
 _FINAL_STATUS_CODES = frozenset({"2", "3", "4", "7", "8"})
 #: Refusals that still tell the bill's status: expired, cancelled, already paid, reversed.

@@ -14,10 +14,11 @@ reference §13.5: a ``trx_id`` can be reused after payment or expiry).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-from gateway_core import InstructionKind, Payment, PaymentInstructions
+from gateway_core import InstructionKind, Money, Payment, PaymentInstructions
 from gateway_faspay_dana._channels import LEGACY_METHOD, Channel, Family, by_code, by_method
 from gateway_faspay_dana._messages.create import PostDataResponse
 from gateway_faspay_dana._wire import JAKARTA
@@ -81,16 +82,35 @@ def instructions(channel: Channel, payment: Payment) -> PaymentInstructions | No
     """The instructions to show for ``payment``, or None when the customer is redirected
     (redirect e-wallets, OVO through Faspay's page, a QRIS answer with neither payload nor
     image: Faspay's "redirect type", §5.3)."""
-    data: Mapping[str, Any] = payment.provider_data or {}
+    return instructions_for(
+        channel,
+        payment.provider_data,
+        amount=payment.amount,
+        expires_at=payment.expires_at,
+        provider_reference=payment.provider_reference,
+    )
+
+
+def instructions_for(
+    channel: Channel,
+    provider_data: Mapping[str, Any] | None,
+    *,
+    amount: Money,
+    expires_at: datetime | None,
+    provider_reference: str,
+) -> PaymentInstructions | None:
+    """:func:`instructions` from the payment's parts (``create`` calls it before the
+    :class:`~gateway_core.Payment` exists, so that the payment is built once)."""
+    data: Mapping[str, Any] = provider_data or {}
     # The bill_expired sent (Jakarta wall time, whole seconds), however the ledger kept it.
-    expires = payment.expires_at
+    expires = expires_at
     if expires is not None:
         expires = expires.astimezone(JAKARTA).replace(microsecond=0)
-    common: dict[str, Any] = {"amount": payment.amount, "expires_at": expires}
+    common: dict[str, Any] = {"amount": amount, "expires_at": expires}
     if channel.family in (Family.VA, Family.RETAIL):
         number = data.get(NUMBER)
         if not isinstance(number, str) or not number:
-            number = payment.provider_reference  # ASSUMPTION §3.3: the trx_id is the number
+            number = provider_reference  # ASSUMPTION §3.3: the trx_id is the number
         kind = (
             InstructionKind.VIRTUAL_ACCOUNT
             if channel.family is Family.VA

@@ -26,7 +26,6 @@ from gateway_faspay_dana._messages.common import (
     INBOUND_BILL_NO,
     MERCHANT_ID,
     TRX_ID,
-    check_amount,
     check_aware,
     check_text,
     envelope,
@@ -106,17 +105,29 @@ class Address:
     country_code: str = attrs.field(default="", validator=check_text(10, required=False))
 
     def to_payload(self, prefix: str) -> dict[str, str]:
-        base = f"{prefix}_address"
-        payload = {
-            base: self.address,
-            f"{base}_city": self.city,
-            f"{base}_region": self.region,
-            f"{base}_state": self.state,
-            f"{base}_poscode": self.poscode,
-        }
+        keys = _ADDRESS_KEYS.get(prefix) or _address_keys(prefix)
+        payload = dict(
+            zip(
+                keys, (self.address, self.city, self.region, self.state, self.poscode), strict=False
+            )
+        )
         if self.country_code or prefix == "billing":
-            payload[f"{base}_country_code"] = self.country_code
+            payload[keys[5]] = self.country_code
         return payload
+
+
+def _address_keys(prefix: str) -> tuple[str, ...]:
+    base = f"{prefix}_address"
+    return (base, *(f"{base}_{part}" for part in _ADDRESS_PARTS))
+
+
+_ADDRESS_PARTS: Final = ("city", "region", "state", "poscode", "country_code")
+#: The payload keys of the two addresses, built once.
+_ADDRESS_KEYS: Final = {prefix: _address_keys(prefix) for prefix in ("billing", "shipping")}
+
+
+#: The empty address (``Address`` is immutable: one instance serves every message).
+NO_ADDRESS: Final = Address()
 
 
 @attrs.frozen
@@ -125,32 +136,36 @@ class PostDataItem:
 
     product: str = attrs.field(validator=check_text(50))
     qty: int
-    amount: Money = attrs.field(validator=check_amount)
+    amount: Money
     merchant_id: str = attrs.field(validator=check_text(5, pattern=r"[0-9]{5}"))
     item_id: str = attrs.field(default="", validator=check_text(32, required=False))
     payment_plan: str = attrs.field(
         default=PAYMENT_PLAN, validator=check_text(2, pattern=r"0?[12]")
     )
     tenor: str = attrs.field(default=TENOR, validator=check_text(2, pattern=r"[0-9]{2}"))
+    #: ``amount`` on the wire, checked and converted once, when the item is built.
+    _wire_amount: str = attrs.field(init=False, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
-        if isinstance(self.qty, bool) or not isinstance(self.qty, int) or not self.qty >= 1:
-            raise InvalidRequest("item qty must be a positive integer", field="qty")
-        if len(str(self.qty)) > 32:
-            raise InvalidRequest("item qty exceeds Faspay's 32 digits", field="qty")
+        object.__setattr__(self, "_wire_amount", to_wire_amount(self.amount, field="amount"))
+        qty = self.qty
+        if qty.__class__ is not int or not 1 <= qty < _QTY_LIMIT:
+            if isinstance(qty, bool) or not isinstance(qty, int) or not qty >= 1:
+                raise InvalidRequest("item qty must be a positive integer", field="qty")
+            if len(str(qty)) > 32:
+                raise InvalidRequest("item qty exceeds Faspay's 32 digits", field="qty")
 
     def to_payload(self) -> dict[str, str]:
-        payload = {"id": self.item_id} if self.item_id else {}
-        payload.update(
-            {
-                "product": self.product,
-                "qty": str(self.qty),
-                "amount": to_wire_amount(self.amount, field="amount"),
-                "payment_plan": self.payment_plan,
-                "merchant_id": self.merchant_id,
-                "tenor": self.tenor,
-            }
-        )
+        payload = {
+            "product": self.product,
+            "qty": str(self.qty),
+            "amount": self._wire_amount,
+            "payment_plan": self.payment_plan,
+            "merchant_id": self.merchant_id,
+            "tenor": self.tenor,
+        }
+        if self.item_id:
+            return {"id": self.item_id, **payload}
         return payload
 
     @classmethod
@@ -171,6 +186,10 @@ class PostDataItem:
             )
         except InvalidRequest as exc:
             raise payload_error(exc) from None
+
+
+#: Quantities below this have at most 32 digits.
+_QTY_LIMIT: Final = 10**32
 
 
 def _item_tuple(items: Iterable[PostDataItem]) -> tuple[PostDataItem, ...]:
@@ -219,9 +238,9 @@ class PostDataRequest:
     bill_expired: datetime = attrs.field(validator=check_aware)
     bill_desc: str = attrs.field(validator=check_text(128))
     bill_currency: str = CURRENCY
-    bill_gross: Money = attrs.field(validator=check_amount)
-    bill_miscfee: Money = attrs.field(validator=check_amount)
-    bill_total: Money = attrs.field(validator=check_amount)
+    bill_gross: Money
+    bill_miscfee: Money
+    bill_total: Money
     cust_no: str = attrs.field(validator=check_text(32))
     cust_name: str = attrs.field(validator=check_text(128))
     payment_channel: str = attrs.field(default=CHANNEL_DANA, validator=check_text(32))
@@ -230,11 +249,11 @@ class PostDataRequest:
     msisdn: str = attrs.field(repr=False, validator=check_text(64, pattern=r"[0-9]+"))
     email: str = attrs.field(repr=False, validator=check_text(128))
     terminal: str = attrs.field(default=TERMINAL, validator=check_text(16, pattern=r"[0-9]+"))
-    billing: Address = attrs.field(factory=Address, repr=False)
+    billing: Address = attrs.field(default=NO_ADDRESS, repr=False)
     receiver_name_for_shipping: str = attrs.field(
         default="", repr=False, validator=check_text(100, required=False)
     )
-    shipping: Address = attrs.field(factory=Address, repr=False)
+    shipping: Address = attrs.field(default=NO_ADDRESS, repr=False)
     items: tuple[PostDataItem, ...] = attrs.field(converter=_item_tuple)
     reserve1: str = attrs.field(default="", validator=check_text(50, required=False))
     reserve2: str = attrs.field(default="", validator=check_text(50, required=False))
@@ -242,8 +261,17 @@ class PostDataRequest:
     request: str = attrs.field(
         default="Post Data Transaction", validator=check_text(50, required=False)
     )
+    #: ``bill_gross``, ``bill_miscfee`` and ``bill_total`` on the wire, checked and
+    #: converted once, when the message is built.
+    _wire_amounts: tuple[str, str, str] = attrs.field(init=False, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
+        wire = (
+            to_wire_amount(self.bill_gross, field="bill_gross"),
+            to_wire_amount(self.bill_miscfee, field="bill_miscfee"),
+            to_wire_amount(self.bill_total, field="bill_total"),
+        )
+        object.__setattr__(self, "_wire_amounts", wire)
         if self.bill_currency != CURRENCY:
             raise InvalidRequest("bill_currency must be IDR", field="bill_currency")
         if not self.bill_total.amount > 0:
@@ -359,9 +387,9 @@ class PostDataRequest:
             "bill_expired": format_datetime(self.bill_expired),
             "bill_desc": self.bill_desc,
             "bill_currency": self.bill_currency,
-            "bill_gross": to_wire_amount(self.bill_gross, field="bill_gross"),
-            "bill_miscfee": to_wire_amount(self.bill_miscfee, field="bill_miscfee"),
-            "bill_total": to_wire_amount(self.bill_total, field="bill_total"),
+            "bill_gross": self._wire_amounts[0],
+            "bill_miscfee": self._wire_amounts[1],
+            "bill_total": self._wire_amounts[2],
             "cust_no": self.cust_no,
             "cust_name": self.cust_name,
             "payment_channel": self.payment_channel,
@@ -412,11 +440,16 @@ class PostDataResponse:
         return self.response_code == SUCCESS
 
     @classmethod
-    def from_payload(cls, payload: Mapping[str, object]) -> Self:
+    def from_payload(
+        cls, payload: Mapping[str, object], *, sent: PostDataRequest | None = None
+    ) -> Self:
         """Both shapes; a success must carry ``trx_id``. ``bill_items`` is read best-effort
-        (an odd echo never fails a bill that Faspay created)."""
+        (an odd echo never fails a bill that Faspay created). When ``sent`` is the request
+        this answers and ``bill_items`` echoes its items exactly, they are ``sent.items``
+        (already checked when built) rather than read again field by field."""
         fields, code, desc = envelope(payload)
         success = code == SUCCESS
+        echo = fields.raw("bill_items")
         return cls(
             response_code=code,
             response_desc=desc,
@@ -425,12 +458,26 @@ class PostDataResponse:
             merchant=fields.text("merchant"),
             bill_no=fields.text("bill_no", numeric=True, pattern=INBOUND_BILL_NO),
             redirect_url=fields.text("redirect_url", max_length=2048),
-            bill_items=items_of(fields.raw("bill_items"), strict=False),
+            bill_items=(
+                sent.items
+                if sent is not None and _echoes(echo, sent.items)
+                else items_of(echo, strict=False)
+            ),
             response=fields.text("response"),
             web_url=_lenient(fields, "web_url", 2048),
             alt_url=_lenient(fields, "alt_url", 2048),
             qr_content=_lenient(fields, "qr_content", 1024),
         )
+
+
+def _echoes(echo: object, items: tuple[PostDataItem, ...]) -> bool:
+    """True when ``echo`` (``bill_items`` as decoded) is exactly ``items`` as sent."""
+    entries = [echo] if isinstance(echo, Mapping) else echo
+    return (
+        isinstance(entries, list)
+        and len(entries) == len(items)
+        and all(entry == item.to_payload() for entry, item in zip(entries, items, strict=True))
+    )
 
 
 def _lenient(fields: Fields, key: str, max_length: int) -> str:
