@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from gateway_core._exceptions import ConfigurationError
@@ -29,10 +30,21 @@ from gateway_core.ledger._base import (
     TransitionRecord,
     WriteOutcome,
 )
-from gateway_core.ledger._postgres import PostgresLedger
-from gateway_core.ledger._postgres import mask_conninfo as _mask_conninfo
 from gateway_core.ledger._refund_records import RefundRecord, RefundRefused, RefundSettlement
 from gateway_core.ledger._sqlite import SQLiteLedger
+
+if TYPE_CHECKING:
+    from gateway_core.ledger._postgres import PostgresLedger
+
+
+def __getattr__(name: str) -> Any:
+    # The PostgreSQL backend is imported when first named: a SQLite deployment never pays
+    # for it (its module and its statement tables).
+    if name == "PostgresLedger":
+        from gateway_core.ledger._postgres import PostgresLedger
+
+        return PostgresLedger
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 # Plain sorted() order, as the project checks it (ruff's RUF022 would put constants first).
 __all__ = [  # noqa: RUF022
@@ -130,6 +142,9 @@ def _open_sqlite(url: str, clock: Callable[[], datetime] | None) -> SQLiteLedger
 
 
 def _open_postgres(url: str, clock: Callable[[], datetime] | None) -> PostgresLedger:
+    from gateway_core.ledger._postgres import PostgresLedger
+    from gateway_core.ledger._postgres import mask_conninfo as _mask_conninfo
+
     try:
         parts = urlsplit(url)
     except ValueError as exc:
