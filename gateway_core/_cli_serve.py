@@ -8,7 +8,10 @@ from __future__ import annotations
 import argparse
 import errno
 import os
+import signal
+import threading
 from collections.abc import Callable
+from types import FrameType
 from typing import TextIO
 
 from gateway_core._config import Settings, SettingsReader
@@ -111,7 +114,27 @@ def _serve(rt: Runtime, args: argparse.Namespace, out: TextIO, metrics: ServiceM
     if metrics.enabled:
         out.write(f"metrics: GET http://{args.host}:{port}{METRICS_PATH}\n")
     out.flush()
+    restore = _sigterm_stops_like_ctrl_c()
     try:
         server.run()
     finally:
+        restore()
         server.close()
+
+
+def _sigterm_stops_like_ctrl_c() -> Callable[[], None]:
+    """SIGTERM (what systemd, Docker and Kubernetes send) stops like Ctrl-C: waitress finishes
+    the requests in hand, then the runtime closes and writes its deferred journal lines and
+    delivery marks (killed by the signal, they were lost). Main thread only; returns the undo."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def _interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt  # waitress' run() ends on it, as on Ctrl-C
+
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+
+    def _restore() -> None:
+        signal.signal(signal.SIGTERM, previous)
+
+    return _restore
