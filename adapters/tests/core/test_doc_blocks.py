@@ -302,3 +302,48 @@ def test_quickstart_readme_and_frameworks_blocks_are_among_those_run(
         if p == path and kind in {"", "runs", "tested-by"}
     }
     assert expected <= run_languages, run_languages
+
+
+def test_readme_example_runs_unchanged_on_midtrans_by_configuration(tmp_path: Path) -> None:
+    """Swapped per configuration: the README's example, byte for byte, with a ``gateway.toml``
+    whose ``dana`` gateway is a Midtrans Snap one (``provider = "midtrans_snap"``, the server key
+    from ``MIDTRANS_SERVER_KEY``) pointed at the Midtrans emulator: it starts the payment there."""
+    from gateway_midtrans_snap.emulator import Merchant, MidtransEmulator, MidtransServer
+
+    readme = ROOT / "README.md"
+    (block,) = [
+        b
+        for b in parse(readme).blocks
+        if language(b) == "python" and b.heading == "A short example"
+    ]
+    key = "SB-Mid-server-Readme-Swap-Key-01"
+    server = MidtransServer(MidtransEmulator(Merchant(server_key=key))).start()
+    try:
+        (tmp_path / "gateway.toml").write_text(
+            f'[ledger]\nurl = "sqlite:///ledger.db"\n\n[providers.dana]\n'
+            f'provider = "midtrans_snap"\nenvironment = "sandbox"\nbase_url = "{server.url}"\n',
+            encoding="utf-8",
+        )
+        (tmp_path / "block.py").write_text(block.text, encoding="utf-8")
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("GATEWAY_", "FASPAY_", "MIDTRANS_", "PYTEST_"))
+        }
+        env["MIDTRANS_SERVER_KEY"] = key
+        output = run([sys.executable, "block.py"], tmp_path, env, "README example on Midtrans")
+        assert key not in output
+        (session,) = server.app.sessions()
+        assert session["order_id"].startswith("ORDER-1001-")
+        assert session["gross_amount"] == 2000
+        assert session["state"] == "active"  # the customer's Snap page is waiting
+    finally:
+        server.stop()
+    from gateway_core.ledger import SQLiteLedger
+
+    ledger = SQLiteLedger(str(tmp_path / "ledger.db"))
+    try:
+        (record,) = ledger.payments_for_order("dana", "ORDER-1001")
+        assert (record.provider, record.status.value) == ("midtrans_snap", "pending")
+    finally:
+        ledger.close()

@@ -232,3 +232,47 @@ def test_a_method_the_provider_does_not_offer_is_a_clear_error() -> None:
     assert "offers no method 'no_such_channel'" in result.stderr
     assert "bca_va" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# -- the second provider: Midtrans Snap ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("options", "status", "paid_events"),
+    [
+        ({}, "paid", 1),
+        ({"duplicate_notifications": 3}, "paid", 1),
+        ({"customer": "fail"}, "failed", 0),
+        ({"customer": "abandon"}, "expired", 0),
+    ],
+    ids=["pay", "duplicate", "fail", "abandon"],
+)
+def test_midtrans_demo_runs_end_to_end(
+    options: dict[str, object], status: str, paid_events: int
+) -> None:
+    """``gateway demo --provider midtrans_snap``: the same story on the Midtrans emulator (its
+    sandbox ships with the plugin): the customer on the Snap page, the webhooks, the return."""
+    summary, story = _run(provider="midtrans_snap", **options)
+    assert summary["ok"] is True, story
+    assert summary["provider"] == "midtrans_snap"
+    assert summary["status"] == status
+    assert summary["paid_events"] == paid_events
+    assert "a midtrans_snap payment, end to end" in story
+    assert "opened the Snap page: HTTP 200" in story
+    # (--drop-notifications is left out here: Midtrans' retries, scaled by the sandbox, last
+    # about 40 s, so the run waits out its notification timeout twice: ~20 s.)
+
+
+def test_midtrans_demo_command_exits_zero() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway_core.cli", "demo", "--provider", "midtrans_snap", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert (data["provider"], data["status"], data["paid_events"]) == ("midtrans_snap", "paid", 1)
+    assert "SB-Mid-server-" not in result.stdout + result.stderr  # the generated key never shows
+    assert "Traceback" not in result.stderr

@@ -1,7 +1,12 @@
 """N6–N9 and N11 (reliability plan §7.3): notifications that must not change a payment —
 tampered but correctly signed, badly signed, malformed, for a bill never created, and a flood
-of forgeries. Posted over loopback HTTP to the merchant's WSGI endpoint, on SQLite and
-PostgreSQL.
+of forgeries. Posted over loopback HTTP to the merchant's WSGI endpoint, for every provider
+(``faspay_dana`` on SQLite and PostgreSQL, ``midtrans_snap`` on SQLite: the same test code,
+parameterised through ``provider_drivers``; each refusal is answered the provider's way:
+Faspay's HTTP status with ``response_code`` ``"99"``, Midtrans' non-2xx of its retry class).
+
+A few cases are Faspay's alone, and say why: its separate transaction id (``trx_id``) and
+payment total, its legacy signature, its XML format.
 
 Each input is journalled (verdict ``review`` or ``rejected``), leaves every ledger payment, its
 transitions and the outbox as they were (apart from the one ``needs_review`` event a tampered
@@ -21,18 +26,20 @@ from typing import Any
 
 import pytest
 import requests
+from provider_drivers import matrix, open_provider_stack
 from test_scenarios_support import (
-    BACKENDS,
+    accepted,
     assert_invariants,
     effects,
     gateway,
     journal,
     new_order,
     notification_for,
-    open_stack,
     outbox_reviews,
     pay_without_notifying,
     post_notification,
+    provider_stack,
+    refused,
     response_code,
     reviews,
     snapshot,
@@ -43,13 +50,12 @@ from gateway_core import EventKind, Money, PaymentStatus, ServicePolicy
 from gateway_core.ledger import PaymentRecord
 from gateway_faspay_dana.testing import signed_notification
 
+shared = provider_stack(scope="module")
 
-@pytest.fixture(scope="module", params=BACKENDS)
-def shared(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Any]:
-    with open_stack(request.config, request.param, tmp_path_factory.mktemp("ledger")) as built:
-        yield built
+
+def faspay_only(stack: Any, why: str) -> None:
+    if stack.provider != "faspay_dana":
+        pytest.skip(f"Faspay only: {why}")
 
 
 @pytest.fixture
@@ -68,25 +74,15 @@ def _new_entries(stack: Any, since: int) -> list[tuple[str, str, str]]:
     return [(e.kind, e.verdict, e.reason) for e in journal(stack)[since:]]
 
 
-def _with_signature(body: bytes, value: Any) -> bytes:
-    """``body`` (JSON) with its ``signature`` replaced by ``value`` (``...`` removes it)."""
-    payload = json.loads(body)
-    if value is ...:
-        del payload["signature"]
-    else:
-        payload["signature"] = value
-    return json.dumps(payload, ensure_ascii=False).encode("utf-8")
-
-
 # -- N6: correctly signed, but not what the ledger says ---------------------------------------
 
 
 def _assert_quarantined(
     stack: Any, record: PaymentRecord, reply: requests.Response, reason: str, since: int
 ) -> None:
-    # Acknowledged (policy ``acknowledge_review``, default True) so Faspay's retries don't bury
-    # the alert, but nothing is fulfilled.
-    assert (reply.status_code, response_code(reply)) == (200, "00")
+    # Acknowledged (policy ``acknowledge_review``, default True) so the provider's retries
+    # don't bury the alert, but nothing is fulfilled.
+    assert accepted(stack, reply)
     assert stack.record(record.merchant_reference) == record  # status, version, references
     assert record.id is not None
     assert [t.to_status for t in stack.ledger.transitions(record.id)] == [PaymentStatus.PENDING]
@@ -109,6 +105,9 @@ def test_n6_tampered_amounts_are_quarantined_as_amount_mismatch(
 def test_n6_tampered_payment_total_alone_is_quarantined_as_amount_mismatch(
     shared: Any, pending: PaymentRecord
 ) -> None:
+    """Faspay only: Midtrans has no separate payment total (``gross_amount`` is the one
+    amount, and it is signed)."""
+    faspay_only(shared, "Midtrans has no separate payment total")
     since = _journal_size(shared)
     body = notification_for(shared, pending, paid_amount=Money("1", "IDR"))
 
@@ -131,6 +130,9 @@ def test_n6_wrong_merchant_id_is_quarantined_as_merchant_mismatch(
 def test_n6_wrong_trx_id_is_quarantined_as_reference_mismatch(
     shared: Any, pending: PaymentRecord
 ) -> None:
+    """Faspay only: its ``trx_id`` is a provider reference apart from the bill number; a
+    Midtrans notification's reference is its (signed) order id, the bill number itself."""
+    faspay_only(shared, "Midtrans has no provider reference apart from the order id")
     since = _journal_size(shared)
     body = notification_for(shared, pending, trx_id="9999981977777777")
 
@@ -144,7 +146,7 @@ def test_n6_genuine_payment_after_a_tampered_one_still_pays_once(
 ) -> None:
     post_notification(shared, notification_for(shared, pending, amount=Money("1", "IDR")))
 
-    shared.emulator.pay(pending.merchant_reference)
+    shared.driver.pay(shared, pending.merchant_reference)
     shared.wait()
 
     assert shared.record(pending.merchant_reference).status is PaymentStatus.PAID
@@ -170,6 +172,11 @@ def _flip(signature: str) -> str:
     return signature[:-1] + ("0" if last != "0" else "1")
 
 
+def _with_signature(stack: Any, body: bytes, value: Any) -> bytes:
+    """``body`` with its signature replaced by ``value`` (``...`` removes it)."""
+    return bytes(stack.driver.with_signature(body, value))
+
+
 _SIGNATURE_FORGERIES: dict[str, Callable[[str], Any]] = {
     "bit_flip": _flip,
     "uppercase": str.upper,
@@ -185,18 +192,29 @@ _SIGNATURE_FORGERIES: dict[str, Callable[[str], Any]] = {
 
 @pytest.mark.parametrize("forgery", sorted(_SIGNATURE_FORGERIES))
 def test_n7_bad_signature_is_refused_and_changes_nothing(
-    shared: Any, pending: PaymentRecord, forgery: str
+    shared: Any, pending: PaymentRecord, forgery: str, request: pytest.FixtureRequest
 ) -> None:
+    if shared.provider == "midtrans_snap":
+        if forgery == "uppercase":
+            pytest.skip("the Midtrans plugin compares the hex digest lower-cased: the same value")
+        if forgery == "too_long":
+            # Core bug (gateway_core/_redact.py, _HEX_SIGNATURE = [0-9A-Fa-f]{32,128} between
+            # non-hex lookarounds): a run of more than 128 hex digits is not redacted at all,
+            # so a SHA-512 signature with one digit appended is journalled in clear.
+            request.applymarker(
+                pytest.mark.xfail(
+                    strict=True, reason="core redaction: hex runs over 128 digits kept in clear"
+                )
+            )
     good = notification_for(shared, pending)
-    signature = json.loads(good)["signature"]
+    signature = shared.driver.signature_of(good)
     forged = _SIGNATURE_FORGERIES[forgery](signature)
     assert forged != signature
     before, since = snapshot(shared), _journal_size(shared)
 
-    reply = post_notification(shared, _with_signature(good, forged))
+    reply = post_notification(shared, _with_signature(shared, good, forged))
 
-    assert reply.status_code == 403
-    assert response_code(reply) == "99"
+    assert refused(shared, reply, "bad_signature")
     assert snapshot(shared) == before
     assert _new_entries(shared, since) == [("notification", "rejected", "bad_signature")]
     # I5: journalled with its body, redacted (no run of the real signature survives).
@@ -206,6 +224,8 @@ def test_n7_bad_signature_is_refused_and_changes_nothing(
 
 
 def test_n7_legacy_signature_without_status_is_refused(shared: Any, pending: PaymentRecord) -> None:
+    """Faspay only: its legacy signature format (without the status)."""
+    faspay_only(shared, "Faspay's legacy signature format")
     before, since = snapshot(shared), _journal_size(shared)
 
     reply = post_notification(shared, notification_for(shared, pending, legacy=True))
@@ -216,15 +236,14 @@ def test_n7_legacy_signature_without_status_is_refused(shared: Any, pending: Pay
 
 
 def test_n7_signature_for_another_status_is_refused(shared: Any, pending: PaymentRecord) -> None:
-    # Signed for "3" (failed), relabelled "2" (paid): the signature covers the status.
-    failed = json.loads(notification_for(shared, pending, status="3"))
-    paid = json.loads(notification_for(shared, pending, status="2"))
-    paid["signature"] = failed["signature"]
+    # Signed for "failed", relabelled "paid": the signature covers the status (Faspay's code,
+    # Midtrans' status_code).
+    relabelled = shared.driver.relabelled(shared, pending)
     before, since = snapshot(shared), _journal_size(shared)
 
-    reply = post_notification(shared, json.dumps(paid).encode())
+    reply = post_notification(shared, relabelled)
 
-    assert (reply.status_code, response_code(reply)) == (403, "99")
+    assert refused(shared, reply, "bad_signature")
     assert snapshot(shared) == before
     assert _new_entries(shared, since) == [("notification", "rejected", "bad_signature")]
 
@@ -237,7 +256,10 @@ def _truncated(body: bytes) -> bytes:
 
 
 def _duplicate_status_key(body: bytes) -> bytes:
-    # A second payment_status_code first: a parser keeping the last value would see "2".
+    # A second status field first (Faspay's payment_status_code "3", Midtrans' status_code
+    # "202"): a parser keeping the first value would see a failure, the last a payment.
+    if b'"signature_key"' in body:
+        return b'{"status_code":"202",' + body[1:]
     return b'{"payment_status_code":"3",' + body[1:]
 
 
@@ -276,15 +298,21 @@ _MALFORMED: dict[str, Callable[[bytes], bytes]] = {
 
 @pytest.mark.parametrize("mangle", sorted(_MALFORMED))
 def test_n8_malformed_body_is_refused_and_changes_nothing(
-    shared: Any, pending: PaymentRecord, mangle: str
+    shared: Any, pending: PaymentRecord, mangle: str, request: pytest.FixtureRequest
 ) -> None:
+    if shared.provider == "midtrans_snap" and mangle == "duplicate_keys":
+        # Plugin bug (gateway_midtrans_snap._wire.decode_json_object: plain json.loads, the
+        # last duplicate wins): a body with two status_code keys is verified against the last
+        # one instead of being refused as ambiguous.
+        request.applymarker(
+            pytest.mark.xfail(strict=True, reason="Midtrans plugin accepts duplicate JSON keys")
+        )
     body = _MALFORMED[mangle](notification_for(shared, pending))
     before, since = snapshot(shared), _journal_size(shared)
 
     reply = post_notification(shared, body)
 
-    assert reply.status_code == 400
-    assert response_code(reply) == "99"
+    assert refused(shared, reply, "malformed")
     assert snapshot(shared) == before
     assert _new_entries(shared, since) == [("notification", "rejected", "malformed")]
 
@@ -305,8 +333,7 @@ def test_n8_ten_megabyte_body_is_refused_quickly_in_bounded_memory(
     finally:
         tracemalloc.stop()
 
-    assert reply.status_code == 413
-    assert response_code(reply) == "99"
+    assert refused(shared, reply, "too_large")
     assert elapsed < 2.0
     # The endpoint reads at most max_body + 1 bytes (16 KiB): nothing near 10 MB was allocated
     # while the request was handled (client and server share this process).
@@ -324,6 +351,7 @@ def test_n8_well_formed_signed_xml_is_accepted_although_json_is_configured(
 ) -> None:
     # The configured notification_format is "json", but the gateway sniffs the format from the
     # body: a correctly signed XML notification is verified and applied, and answered in XML.
+    faspay_only(shared, "Faspay's XML notification format")
     assert gateway(shared).config.notification_format == "json"
     pay_without_notifying(shared, pending.merchant_reference)
     body = signed_notification(
@@ -348,13 +376,7 @@ def test_n8_well_formed_signed_xml_is_accepted_although_json_is_configured(
 
 
 def _unknown_bill_notification(stack: Any) -> bytes:
-    return signed_notification(
-        gateway(stack),
-        bill_no=new_order("NEVER"),
-        trx_id="9999981900999999",
-        status="2",
-        amount=Money("2000", "IDR"),
-    )
+    return bytes(stack.driver.unknown_notification(stack))
 
 
 def test_n9_unknown_bill_gets_a_failure_reply_by_default(shared: Any) -> None:
@@ -362,16 +384,16 @@ def test_n9_unknown_bill_gets_a_failure_reply_by_default(shared: Any) -> None:
 
     reply = post_notification(shared, _unknown_bill_notification(shared))
 
-    assert reply.status_code == 400
-    assert response_code(reply) == "99"
+    assert refused(shared, reply, "unknown_payment")
     assert snapshot(shared) == before
     assert _new_entries(shared, since) == [("notification", "rejected", "unknown_payment")]
 
 
-@pytest.fixture(params=BACKENDS)
+@pytest.fixture(params=matrix())
 def acknowledging_stack(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Any]:
     policy = ServicePolicy(acknowledge_unknown_payment=True, reconcile_grace=timedelta(0))
-    with open_stack(request.config, request.param, tmp_path, policy=policy) as built:
+    provider, backend = request.param
+    with open_provider_stack(request.config, provider, backend, tmp_path, policy=policy) as built:
         yield built
 
 
@@ -383,7 +405,7 @@ def test_n9_unknown_bill_is_acknowledged_without_effect_when_configured(
 
     reply = post_notification(stack, _unknown_bill_notification(stack))
 
-    assert (reply.status_code, response_code(reply)) == (200, "00")
+    assert accepted(stack, reply)
     assert snapshot(stack) == before
     assert stack.recorder.events == []
     assert verdicts(journal(stack)) == [("rejected", "unknown_payment")]
@@ -396,14 +418,14 @@ def test_n11_forged_flood_makes_no_inquiry_and_changes_nothing(
     shared: Any, pending: PaymentRecord
 ) -> None:
     good = notification_for(shared, pending)
-    forged = _with_signature(good, _flip(json.loads(good)["signature"]))
-    inquiries = shared.emulator.request_counts().get("inquiry", 0)
+    forged = shared.driver.forge(good)
+    inquiries = shared.driver.inquiries(shared)
     before, since = snapshot(shared), _journal_size(shared)
 
     with requests.Session() as session:
         replies = [post_notification(shared, forged, session=session) for _ in range(50)]
 
-    assert {(r.status_code, response_code(r)) for r in replies} == {(403, "99")}
-    assert shared.emulator.request_counts().get("inquiry", 0) == inquiries
+    assert {refused(shared, r, "bad_signature") for r in replies} == {True}
+    assert shared.driver.inquiries(shared) == inquiries
     assert snapshot(shared) == before
     assert _new_entries(shared, since) == [("notification", "rejected", "bad_signature")] * 50

@@ -1,6 +1,12 @@
 """Helpers shared by the notification-scenario tests (``test_scenarios_*.py``, reliability plan
-§7.3, N1–N11): building and posting signed Faspay messages over loopback HTTP, reading the
+§7.3, N1–N11): building and posting signed messages over loopback HTTP, reading the
 merchant's acknowledgements, and checking the global invariants I1–I5 after a scenario.
+
+The scenarios run for every provider: their stack is a
+:class:`provider_drivers.ProviderStack` whose ``driver`` knows the provider (``faspay_dana``,
+``midtrans_snap``); the :func:`provider_stack` fixture factory parameterises a module by
+provider and backend. The helpers also accept the root conftest's Faspay-only ``Stack`` (other
+test files use them with Faspay status codes such as ``"2"``).
 
 This module holds no tests; it is named ``test_scenarios_*`` only so that it sits with the
 scenario files (pytest collects it and finds nothing).
@@ -19,6 +25,7 @@ from typing import Any
 import pytest
 import requests
 from defusedxml.ElementTree import fromstring
+from provider_drivers import Driver, matrix, open_provider_stack
 
 from gateway_core import EventKind, PaymentStatus
 from gateway_core._state import allowed
@@ -33,6 +40,9 @@ PAID_SOURCES = frozenset({"notification", "inquiry", "return", "reconcile"})
 
 #: The emulator's ``payment_status_code`` for "the provider says the money moved".
 PROVIDER_PAID = frozenset({"2", "4"})
+#: The provider's status (as a core status) when the money moved, and when it is final.
+MONEY_MOVED = frozenset({S.PAID, S.REVERSED, S.PARTIALLY_REFUNDED, S.REFUNDED})
+SETTLED = frozenset({S.PAID, S.FAILED, S.REVERSED, S.EXPIRED, S.CANCELLED})
 
 HTTP_TIMEOUT = 10.0
 
@@ -41,13 +51,38 @@ HTTP_TIMEOUT = 10.0
 
 
 def gateway(stack: Any) -> Any:
-    """The configured DANA gateway: its credentials sign the test's messages."""
+    """The configured gateway: its credentials sign the test's messages."""
     return stack.service.gateways[stack.gateway_name]
 
 
-def notification_for(stack: Any, record: PaymentRecord, status: str = "2", **changes: Any) -> bytes:
-    """A correctly signed notification for ``record`` (its bill, trx_id and amount);
-    ``changes`` are passed to :func:`signed_notification` (tampering after signing)."""
+def driver(stack: Any) -> Driver | None:
+    """The stack's provider driver (None: the root conftest's Faspay stack)."""
+    found: Driver | None = getattr(stack, "driver", None)
+    return found
+
+
+#: Faspay's ``payment_status_code`` of a core status (for the root conftest's Faspay stack).
+_FASPAY_CODE = {S.PAID: "2", S.FAILED: "3", S.REVERSED: "4", S.IN_PROCESS: "1"}
+_CORE_OF_CODE = {code: status for status, code in _FASPAY_CODE.items()}
+
+
+def _core(status: PaymentStatus | str) -> PaymentStatus:
+    if isinstance(status, PaymentStatus):
+        return status
+    return _CORE_OF_CODE.get(status) or PaymentStatus(status)
+
+
+def notification_for(
+    stack: Any, record: PaymentRecord, status: PaymentStatus | str = "2", **changes: Any
+) -> bytes:
+    """A correctly signed notification for ``record`` reporting ``status`` (a core status, or
+    Faspay's code on the root conftest's stack); ``changes`` tamper with it (see
+    :meth:`Driver.notification_for`, or :func:`signed_notification` for Faspay)."""
+    found = driver(stack)
+    if found is not None:
+        return found.notification_for(stack, record, _core(status), **changes)
+    if isinstance(status, PaymentStatus):
+        status = _FASPAY_CODE[status]
     values: dict[str, Any] = {
         "bill_no": record.merchant_reference,
         "trx_id": record.provider_reference,
@@ -59,7 +94,10 @@ def notification_for(stack: Any, record: PaymentRecord, status: str = "2", **cha
 
 
 def return_query_for(stack: Any, record: PaymentRecord, status: str = "2") -> dict[str, str]:
-    """The customer's signed return query for ``record`` claiming ``status``."""
+    """The customer's signed return query for ``record`` claiming ``status`` (``"2"``: paid)."""
+    found = driver(stack)
+    if found is not None:
+        return found.return_query_for(stack, record, claims_paid=status in ("2", "paid"))
     return signed_return_query(
         gateway(stack),
         bill_no=record.merchant_reference,
@@ -76,7 +114,7 @@ def post_notification(
     content_type: str = "application/json",
     session: requests.Session | None = None,
 ) -> requests.Response:
-    """POST ``body`` to the merchant's notification endpoint, as Faspay would."""
+    """POST ``body`` to the merchant's notification endpoint, as the provider would."""
     sender = session or requests
     return sender.post(
         stack.notify_url,
@@ -94,8 +132,27 @@ def get_return(
     return sender.get(stack.return_url, params=query, allow_redirects=False, timeout=HTTP_TIMEOUT)
 
 
+def accepted(stack: Any, response: requests.Response) -> bool:
+    """The merchant's reply acknowledges the notification (the provider stops retrying)."""
+    found = driver(stack)
+    if found is not None:
+        return found.accepted(response)
+    return response.status_code == 200 and response_code(response) == "00"
+
+
+def refused(stack: Any, response: requests.Response, reason: str) -> bool:
+    """The merchant's reply refuses the notification the way the provider is told ``reason``
+    (Faspay: the HTTP status and ``response_code`` ``"99"``; Midtrans: a non-2xx status
+    chosen for its retry classes)."""
+    found = driver(stack)
+    if found is None or found.name == "faspay_dana":
+        status = {"bad_signature": 403, "too_large": 413}.get(reason, 400)
+        return response.status_code == status and response_code(response) == "99"
+    return not found.accepted(response) and response.status_code == found.refusal_status(reason)
+
+
 def response_code(response: requests.Response) -> str | None:
-    """``response_code`` of the merchant's acknowledgement (JSON or XML), or None."""
+    """``response_code`` of a Faspay acknowledgement (JSON or XML), or None."""
     body = response.content
     try:
         if body.lstrip().startswith(b"<"):
@@ -112,14 +169,23 @@ def response_code(response: requests.Response) -> str | None:
 def pay_without_notifying(stack: Any, bill_no: str) -> None:
     """The customer pays at the provider, but every delivery of that notification is lost
     (the merchant endpoint is unreachable): the test delivers it itself."""
+    found = driver(stack)
+    if found is not None:
+        found.pay_without_notifying(stack, bill_no)
+        return
     stack.emulator.add_fault("notification", "drop", bill_no=bill_no, on_status="2")
     stack.emulator.pay(bill_no)
     stack.wait()
 
 
-def provider_body(stack: Any, bill_no: str, status: str = "2") -> bytes:
+def provider_body(stack: Any, bill_no: str, status: PaymentStatus | str = "2") -> bytes:
     """The exact body the emulator built (and, with a ``drop`` fault, never delivered) for the
     last ``status`` notification of ``bill_no``."""
+    found = driver(stack)
+    if found is not None:
+        return found.provider_body(stack, bill_no, _core(status))
+    if isinstance(status, PaymentStatus):
+        status = _FASPAY_CODE[status]
     deliveries = [d for d in stack.emulator.deliveries(bill_no) if d["status"] == status]
     assert deliveries, f"the emulator made no status-{status} notification for {bill_no}"
     body: str = deliveries[-1]["body"]
@@ -183,6 +249,16 @@ def snapshot(stack: Any) -> dict[str, Any]:
 # -- the global invariants (reliability plan §7.3) --------------------------------------------
 
 
+def _provider_status(stack: Any, reference: str) -> PaymentStatus | None:
+    """The payment's status in the provider's (the emulator's) own records."""
+    found = driver(stack)
+    if found is not None:
+        return found.provider_status(stack, reference)
+    code = stack.emulator.bill(reference)["status"]
+    statuses = {"2": S.PAID, "3": S.FAILED, "4": S.REVERSED, "7": S.EXPIRED, "8": S.CANCELLED}
+    return statuses.get(code, S.PENDING)
+
+
 def assert_invariants(stack: Any, *, reconciled: bool = False) -> None:
     """I1 (when ``reconciled``), I2, I3, I4 over every payment of the stack, and every hook
     event in the outbox delivered. I5 (rejected inputs journalled) is asserted by each test
@@ -204,15 +280,14 @@ def assert_invariants(stack: Any, *, reconciled: bool = False) -> None:
             # provider (the emulator's ledger) really has the bill paid.
             if t.to_status is S.PAID:
                 assert t.source in PAID_SOURCES, t
-                bill = stack.emulator.bill(record.merchant_reference)
-                assert bill["status"] in PROVIDER_PAID, (record.merchant_reference, bill["status"])
+                at_provider = _provider_status(stack, record.merchant_reference)
+                assert at_provider in MONEY_MOVED, (record.merchant_reference, at_provider)
         assert status is record.status
         if reconciled and record.provider_reference:
             # I1: a bill the provider has settled is settled the same way locally.
-            bill = stack.emulator.bill(record.merchant_reference)
-            if bill["status"] in ("2", "3", "4", "7", "8"):
-                expected = {"2": S.PAID, "3": S.FAILED, "4": S.REVERSED, "7": S.EXPIRED}
-                assert record.status is expected.get(bill["status"], S.CANCELLED)
+            at_provider = _provider_status(stack, record.merchant_reference)
+            if at_provider in SETTLED:
+                assert record.status is at_provider
     # I2: at most one effect per (order, kind) for the lifecycle kinds (``created`` is one per
     # attempt, ``needs_review`` one per distinct anomaly; tests assert those themselves).
     for (order, kind), count in stack.recorder.effects.items():
@@ -265,6 +340,23 @@ def open_stack(
 
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+def provider_stack(*, scope: str = "function", midtrans_postgres: bool = False) -> Any:
+    """A ``stack`` fixture parameterised by provider and backend (see
+    :func:`provider_drivers.matrix`): a fresh :class:`~provider_drivers.ProviderStack` per
+    test (or per module, with ``scope="module"``)."""
+
+    @pytest.fixture(scope=scope, params=matrix(midtrans_postgres=midtrans_postgres))
+    def fixture(
+        request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+    ) -> Iterator[Any]:
+        provider, backend = request.param
+        directory = tmp_path_factory.mktemp("ledger")
+        with open_provider_stack(request.config, provider, backend, directory) as built:
+            yield built
+
+    return fixture
 
 
 def new_order(prefix: str) -> str:
