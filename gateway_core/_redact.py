@@ -17,7 +17,8 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
-_HEX_SIGNATURE = re.compile(r"(?<![0-9A-Fa-f])[0-9A-Fa-f]{32,128}(?![0-9A-Fa-f])")
+# Any run of 32 or more hex digits (a longer run is a signature with something appended).
+_HEX_SIGNATURE = re.compile(r"(?<![0-9A-Fa-f])[0-9A-Fa-f]{32,}")
 # Anchored at the start of the local part: unanchored, a long run of word characters with no
 # "@" makes the engine retry from every position (quadratic; a forged body could exploit it).
 _EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)+")

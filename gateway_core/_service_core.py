@@ -336,7 +336,11 @@ class ServiceCore:
                 return (
                     Verdict.REVIEW,
                     Reason.PAID_TWICE,
-                    self._review(fresh, Reason.PAID_TWICE, event_key, source, body),
+                    # One review per attempt paid twice, whichever message showed it (a
+                    # provider confirmed by inquiry may show it from several messages).
+                    self._review(
+                        fresh, Reason.PAID_TWICE, fresh.merchant_reference, source, body
+                    ),
                 )
             record = fresh
         raise LedgerError(  # pragma: no cover - needs eight lost races in a row

@@ -37,14 +37,27 @@ def encode_json(payload: Mapping[str, Any]) -> bytes:
 
 def decode_json_object(body: object) -> dict[str, Any] | None:
     """The JSON object in ``body``, or None for anything else (not bytes, not UTF-8, not
-    JSON, not an object, a duplicate-free parse failure, NaN)."""
+    JSON, not an object, a key given twice in one object, NaN)."""
     if not isinstance(body, bytes | bytearray):
         return None
     try:
-        value = json.loads(bytes(body).decode("utf-8"), parse_constant=_no_constant)
+        value = json.loads(
+            bytes(body).decode("utf-8"),
+            parse_constant=_no_constant,
+            object_pairs_hook=_unique_keys,
+        )
     except (ValueError, RecursionError):
         return None
     return value if isinstance(value, dict) else None
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object whose keys are all different: a key given twice (which of the two would a
+    signature check and the status mapping read?) makes the body malformed."""
+    value = dict(pairs)
+    if len(value) != len(pairs):
+        raise ValueError("a key is given twice")
+    return value
 
 
 def _no_constant(name: str) -> Any:

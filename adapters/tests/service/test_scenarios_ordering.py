@@ -200,27 +200,9 @@ def test_n4_late_resend_of_the_paid_notification_after_reversal_is_a_plain_dupli
 # -- N5: a superseded bill paid as well -------------------------------------------------------
 
 
-def _paid_twice_raised_twice(request: pytest.FixtureRequest, stack: Any) -> None:
-    """Known core bug (reported, not fixed here): for a provider whose notifications are
-    confirmed by inquiry, the ``paid_twice`` review of one attempt is raised once per
-    *triggering* message (its event id comes from the notification's event key when the
-    notification claims what Get Status says, else from ``<reference>:<provider_status>``):
-    Midtrans' ``pending`` webhook (whose inquiry sees the settlement) and its ``settlement``
-    webhook raise two ``needs_review`` events for the same anomaly."""
-    if not stack.driver.status_signed:
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="core bug: paid_twice raised once per confirming message "
-                "(_service_inbound._confirmed_notification event key)",
-            )
-        )
-
-
 def test_n5_both_bills_of_one_order_paid_pays_the_order_once_and_reviews_the_second(
     stack: Any, request: pytest.FixtureRequest
 ) -> None:
-    _paid_twice_raised_twice(request, stack)
     first = stack.start(ORDER, amount="2000")
     second = stack.start(ORDER, amount="3000")  # the cart changed: a new bill
     bill_a = first.payment.merchant_reference
@@ -251,7 +233,6 @@ def test_n5_both_bills_of_one_order_paid_pays_the_order_once_and_reviews_the_sec
 def test_n5_reconciling_the_second_paid_bill_raises_no_further_review(
     stack: Any, request: pytest.FixtureRequest
 ) -> None:
-    _paid_twice_raised_twice(request, stack)
     first = stack.start(ORDER, amount="2000")
     second = stack.start(ORDER, amount="3000")
     stack.driver.pay(stack, first.payment.merchant_reference)

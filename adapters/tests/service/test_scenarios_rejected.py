@@ -194,18 +194,8 @@ _SIGNATURE_FORGERIES: dict[str, Callable[[str], Any]] = {
 def test_n7_bad_signature_is_refused_and_changes_nothing(
     shared: Any, pending: PaymentRecord, forgery: str, request: pytest.FixtureRequest
 ) -> None:
-    if shared.provider == "midtrans_snap":
-        if forgery == "uppercase":
-            pytest.skip("the Midtrans plugin compares the hex digest lower-cased: the same value")
-        if forgery == "too_long":
-            # Core bug (gateway_core/_redact.py, _HEX_SIGNATURE = [0-9A-Fa-f]{32,128} between
-            # non-hex lookarounds): a run of more than 128 hex digits is not redacted at all,
-            # so a SHA-512 signature with one digit appended is journalled in clear.
-            request.applymarker(
-                pytest.mark.xfail(
-                    strict=True, reason="core redaction: hex runs over 128 digits kept in clear"
-                )
-            )
+    if shared.provider == "midtrans_snap" and forgery == "uppercase":
+        pytest.skip("the Midtrans plugin compares the hex digest lower-cased: the same value")
     good = notification_for(shared, pending)
     signature = shared.driver.signature_of(good)
     forged = _SIGNATURE_FORGERIES[forgery](signature)
@@ -300,13 +290,6 @@ _MALFORMED: dict[str, Callable[[bytes], bytes]] = {
 def test_n8_malformed_body_is_refused_and_changes_nothing(
     shared: Any, pending: PaymentRecord, mangle: str, request: pytest.FixtureRequest
 ) -> None:
-    if shared.provider == "midtrans_snap" and mangle == "duplicate_keys":
-        # Plugin bug (gateway_midtrans_snap._wire.decode_json_object: plain json.loads, the
-        # last duplicate wins): a body with two status_code keys is verified against the last
-        # one instead of being refused as ambiguous.
-        request.applymarker(
-            pytest.mark.xfail(strict=True, reason="Midtrans plugin accepts duplicate JSON keys")
-        )
     body = _MALFORMED[mangle](notification_for(shared, pending))
     before, since = snapshot(shared), _journal_size(shared)
 
