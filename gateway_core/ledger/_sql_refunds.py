@@ -198,9 +198,14 @@ class SQLRefunds(SQLMachinery):
             row = tx.one(self._sql(SELECT_REFUND + " WHERE id = ?"), (refund_id,))
             if row is None:
                 raise LedgerError(f"no refund with id {refund_id}")
+            payment_id = self._refund(row).payment_id
+            if tx.execute(self._sql(LOCK_PAYMENT), (payment_id,)) == 0:
+                raise LedgerError(f"no payment with id {payment_id}")
+            # Read again under the payment's lock: a report settling the same refund at the
+            # same moment has committed by now, and its status decides.
+            row = tx.one(self._sql(SELECT_REFUND + " WHERE id = ?"), (refund_id,))
+            assert row is not None
             refund = self._refund(row)
-            if tx.execute(self._sql(LOCK_PAYMENT), (refund.payment_id,)) == 0:
-                raise LedgerError(f"no payment with id {refund.payment_id}")
             payment = self._fetch_payment(tx, refund.payment_id)
             assert payment is not None
             if refund.status is status or refund.status.is_final:
@@ -215,7 +220,8 @@ class SQLRefunds(SQLMachinery):
                     refund.version,
                 ),
             )
-            assert updated is not None
+            if updated is None:  # pragma: no cover - the payment's lock serialises settlers
+                raise Rollback(RefundSettlement(refund, payment, changed=False))
             refund = self._refund(updated)
             if status is _R.SUCCEEDED:
                 total = tx.one(self._sql(SUCCEEDED_TOTAL), (refund.payment_id,))

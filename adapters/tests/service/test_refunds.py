@@ -267,3 +267,40 @@ def test_a_provider_that_cannot_refund_says_so(world: World) -> None:
     world.service.gateways["plain"] = NoRefunds()  # type: ignore[index]
     with pytest.raises(UnsupportedOperation):
         world.service.refund("plain", "anything")
+
+
+def test_reports_settling_one_refund_at_the_same_moment_settle_it_once(world: World) -> None:
+    """Two deliveries of the same refund report racing (a webhook and its duplicate on two
+    threads): the ledger settles the refund once, the other sees it settled, none fails."""
+    ref = world.paid("O-11")
+    record = world.service.payment("shop", ref)
+    assert record.id is not None
+    for round_ in range(8):
+        refund, _ = world.ledger.request_refund(
+            record.id, refund_key=f"O-11-r{round_}", amount=IDR("1000")
+        )
+        assert refund.id is not None
+        results: list[Any] = []
+        errors: list[BaseException] = []
+        barrier = threading.Barrier(4)
+
+        def settle(
+            refund_id: int = refund.id,
+            barrier: threading.Barrier = barrier,
+            results: list[Any] = results,
+            errors: list[BaseException] = errors,
+        ) -> None:
+            barrier.wait()
+            try:
+                results.append(world.ledger.settle_refund(refund_id, status=R.SUCCEEDED))
+            except BaseException as exc:  # the test reports any failure
+                errors.append(exc)
+
+        threads = [threading.Thread(target=settle) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        assert sorted(r.changed for r in results) == [False, False, False, True]
+    assert world.service.payment("shop", ref).status is S.PARTIALLY_REFUNDED

@@ -191,7 +191,12 @@ class Announcer:
         with self._lock:
             held = self._held.pop(txn.order_id, [])
             if "hold" in faults:
-                self._held.setdefault(txn.order_id, []).extend((url, main) for url in targets)
+                # Held with its follow-ups (a refund's bank confirmation), after anything
+                # already held for the order: all go out, in order, with the next event.
+                self._held[txn.order_id] = [
+                    *held,
+                    *((url, msg) for url in targets for msg in (main, *followups)),
+                ]
                 return [{"held": True, "order_id": txn.order_id, "status": shown}]
         records: list[dict[str, Any]] = []
         for url in targets:
