@@ -243,7 +243,7 @@ class ServiceCore:
         events = list(events)
         if getattr(self._local, "inline", None) is None or not self._deliver_after_commit:
             return events
-        until = self._clock() + timedelta(seconds=INLINE_LEASE)
+        until = self._clock() + timedelta(seconds=self.policy.inline_lease)
         return [
             attrs.evolve(e, next_attempt_at=until) if self.hooks.handles(e.kind) else e
             for e in events

@@ -120,7 +120,10 @@ class ServicePolicy:
     are reconciled. ``expiry_margin``: how long after its expiry an attempt whose create
     outcome is unknown is settled as expired. ``journal_body_limit``: characters of a body
     kept (redacted) in the journal; ``rejected_body_limit``: at most this many of a rejected
-    one (anyone can send those).
+    one (anyone can send those). ``inline_lease``: seconds a hook event committed by a
+    request stays leased to that process for its inline delivery; if the process dies
+    first, a worker delivers it once the lease ends (shorter: faster recovery, more
+    chance of a second delivery of an event whose mark is still pending).
     """
 
     acknowledge_unknown_payment: bool = False
@@ -132,6 +135,7 @@ class ServicePolicy:
     redelivery_backoff_cap: float = 3600.0
     journal_body_limit: int = 4096
     rejected_body_limit: int = 1024
+    inline_lease: float = 60.0
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any]) -> ServicePolicy:
@@ -155,6 +159,7 @@ class ServicePolicy:
             redelivery_backoff_cap=read.number("redelivery_backoff_cap", 3600.0, maximum=day),
             journal_body_limit=read.integer("journal_body_limit", 4096, maximum=1_048_576),
             rejected_body_limit=read.integer("rejected_body_limit", 1024, maximum=1_048_576),
+            inline_lease=read.number("inline_lease_seconds", 60.0, minimum=1, maximum=day),
         )
         read.finish()
         return policy
