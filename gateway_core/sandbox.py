@@ -9,8 +9,10 @@ credentials and no network beyond loopback.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
+from html.parser import HTMLParser
 from typing import Any, Protocol
+from urllib.parse import urljoin
 
 import attrs
 
@@ -74,3 +76,85 @@ class Sandbox(Protocol):
     def stop(self) -> None:
         """Stop the emulator."""
         ...
+
+
+# -- helpers a sandbox's scripted customer and narrator share --------------------------------
+
+
+class _Forms(HTMLParser):
+    """The forms of a page: id -> (action, fields of its inputs)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.forms: dict[str, tuple[str, dict[str, str]]] = {}
+        self._current: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = {k: v or "" for k, v in attrs}
+        if tag == "form":
+            self._current = values.get("id", "")
+            self.forms[self._current] = (values.get("action", ""), {})
+        elif tag == "input" and self._current is not None and values.get("name"):
+            self.forms[self._current][1][values["name"]] = values.get("value", "")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "form":
+            self._current = None
+
+
+def page_forms(html: str) -> dict[str, tuple[str, dict[str, str]]]:
+    """The forms of an HTML page by ``id``: (action, the names and values of its inputs)."""
+    parser = _Forms()
+    parser.feed(html)
+    return parser.forms
+
+
+@attrs.frozen
+class Press:
+    """What pressing a button on a provider's page did: the page's and the reply's HTTP
+    status, and where the reply sends the browser (empty: nowhere)."""
+
+    page_status: int
+    status: int
+    location: str = attrs.field(default="", repr=False)
+
+
+def press(url: str, form_id: str, *, extra: Mapping[str, str] | None = None) -> Press:
+    """Open the page at ``url`` like a browser and submit its form ``form_id`` (its fields,
+    with ``extra``), without following the redirect (the caller follows it)."""
+    import requests
+
+    with requests.Session() as browser:
+        page = browser.get(url, timeout=10)
+        page.raise_for_status()
+        target, fields = page_forms(page.text)[form_id]
+        reply = browser.post(
+            urljoin(page.url, target),
+            data={**fields, **(extra or {})},
+            allow_redirects=False,
+            timeout=10,
+        )
+    return Press(page.status_code, reply.status_code, reply.headers.get("Location", ""))
+
+
+def delivery_records(
+    deliveries: Sequence[Mapping[str, Any]], *, reply: Callable[[Mapping[str, Any]], str]
+) -> list[Mapping[str, Any]]:
+    """:meth:`Sandbox.wait_for_notifications`'s records from an emulator's delivery log (the
+    kit's notifier's ``deliveries()``): one per attempt; ``reply`` words an attempt that
+    reached the merchant."""
+    records: list[Mapping[str, Any]] = []
+    for delivery in deliveries:
+        for attempt in delivery["attempts"]:
+            reached = bool(attempt.get("http_status"))
+            text = (
+                reply(attempt)
+                if reached
+                else f"nothing delivered ({attempt.get('error') or 'unreachable'})"
+            )
+            records.append({"status": delivery["status"], "reply": text, "reached": reached})
+        if not delivery["attempts"]:
+            records.append(
+                {"status": delivery["status"], "reply": "not attempted", "reached": False}
+            )
+    return records

@@ -12,37 +12,20 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Mapping
-from html.parser import HTMLParser
 from typing import Any
-from urllib.parse import urljoin
 
 from gateway_core import InstructionKind, PaymentInstructions, RedirectInstruction
-from gateway_core.sandbox import CustomerAction, CustomerVisit, SandboxFaults
+from gateway_core.sandbox import (
+    CustomerAction,
+    CustomerVisit,
+    SandboxFaults,
+    delivery_records,
+    press,
+)
 from gateway_faspay_dana._channels import known_methods
 
 DEMO_MERCHANT_ID = "99999"
 _RETRY_INTERVAL = 0.3
-
-
-class _Forms(HTMLParser):
-    """Collects the forms of the emulator's DANA page: id -> (action, fields)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.forms: dict[str, tuple[str, dict[str, str]]] = {}
-        self._current: str | None = None
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        values = {k: v or "" for k, v in attrs}
-        if tag == "form":
-            self._current = values.get("id", "")
-            self.forms[self._current] = (values.get("action", ""), {})
-        elif tag == "input" and self._current is not None and values.get("name"):
-            self.forms[self._current][1][values["name"]] = values.get("value", "")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "form":
-            self._current = None
 
 
 class FaspaySandbox:
@@ -120,28 +103,17 @@ class FaspaySandbox:
         return CustomerVisit((step, "no return URL for this channel: the shop is told by Faspay"))
 
     def _browser(self, redirect: RedirectInstruction, action: CustomerAction) -> CustomerVisit:
-        import requests
-
-        steps = []
-        with requests.Session() as browser:
-            page = browser.get(redirect.url, timeout=10)
-            steps.append(f"opened the provider's page: HTTP {page.status_code}")
-            page.raise_for_status()
-            forms = _Forms()
-            forms.feed(page.text)
-            target, fields = forms.forms[f"dana-{action.value}"]
-            fields = dict(fields, action=action.value)
-            reply = browser.post(
-                urljoin(page.url, target), data=fields, allow_redirects=False, timeout=10
-            )
-            location = reply.headers.get("Location", "")
-            steps.append(
-                f"pressed '{action.value}': HTTP {reply.status_code}, DANA sends the browser "
-                "back to the merchant's return URL"
-                if location
-                else f"pressed '{action.value}': HTTP {reply.status_code}"
-            )
-        return CustomerVisit(tuple(steps), return_url=location)
+        pressed = press(redirect.url, f"dana-{action.value}", extra={"action": action.value})
+        done = f"pressed '{action.value}': HTTP {pressed.status}"
+        return CustomerVisit(
+            (
+                f"opened the provider's page: HTTP {pressed.page_status}",
+                f"{done}, DANA sends the browser back to the merchant's return URL"
+                if pressed.location
+                else done,
+            ),
+            return_url=pressed.location,
+        )
 
     def settle_pending(self) -> None:
         # Move the emulator's clock past any bill's expiry (DANA bills last at most 30 days).
@@ -149,24 +121,15 @@ class FaspaySandbox:
 
     def wait_for_notifications(self, timeout: float) -> list[Mapping[str, Any]]:
         self._app.wait_for_deliveries(timeout)
-        records: list[Mapping[str, Any]] = []
-        for delivery in self._app.deliveries()[self._seen :]:
-            for attempt in delivery["attempts"]:
-                http = attempt.get("http_status")
-                code = attempt.get("response_code") or ""
-                reply = (
-                    f"merchant replied HTTP {http} response_code {code}".strip()
-                    if http
-                    else f"nothing delivered ({attempt.get('error') or 'unreachable'})"
-                )
-                records.append(
-                    {"status": delivery["status"], "reply": reply, "reached": bool(http)}
-                )
-            if not delivery["attempts"]:
-                records.append(
-                    {"status": delivery["status"], "reply": "not attempted", "reached": False}
-                )
-        self._seen = len(self._app.deliveries())
+        deliveries = self._app.deliveries()
+        records = delivery_records(
+            deliveries[self._seen :],
+            reply=lambda a: (
+                f"merchant replied HTTP {a['http_status']} "
+                f"response_code {a.get('response_code') or ''}"
+            ).strip(),
+        )
+        self._seen = len(deliveries)
         return records
 
     def stop(self) -> None:

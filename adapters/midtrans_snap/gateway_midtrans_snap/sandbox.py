@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Mapping
-from html.parser import HTMLParser
 from typing import Any
-from urllib.parse import urljoin
 
 from gateway_core import PaymentInstructions, RedirectInstruction
-from gateway_core.sandbox import CustomerAction, CustomerVisit, SandboxFaults
+from gateway_core.sandbox import (
+    CustomerAction,
+    CustomerVisit,
+    SandboxFaults,
+    delivery_records,
+    press,
+)
 
 DEMO_MERCHANT_ID = "G000000001"
 _RETRY_SCALE = 0.002  # 2 min -> 0.24 s ... 210 min -> 25 s
@@ -28,27 +32,6 @@ _OUTCOME = {
     CustomerAction.FAIL: "error",
     CustomerAction.ABANDON: "pending",
 }
-
-
-class _Forms(HTMLParser):
-    """The forms of the emulator's Snap page: id -> (action, hidden fields)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.forms: dict[str, tuple[str, dict[str, str]]] = {}
-        self._current: str | None = None
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        values = {k: v or "" for k, v in attrs}
-        if tag == "form":
-            self._current = values.get("id", "")
-            self.forms[self._current] = (values.get("action", ""), {})
-        elif tag == "input" and self._current is not None and values.get("name"):
-            self.forms[self._current][1][values["name"]] = values.get("value", "")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "form":
-            self._current = None
 
 
 class MidtransSandbox:
@@ -100,28 +83,18 @@ class MidtransSandbox:
                 self._app.act("pay", order_id)
                 return CustomerVisit(("paid at Midtrans (the emulator's simulated payer)",))
             return CustomerVisit(("did nothing: the order stays open until it expires",))
-        import requests
-
         outcome = _OUTCOME[action]
-        steps = []
-        with requests.Session() as browser:
-            page = browser.get(redirect.url, timeout=10)
-            steps.append(f"opened the Snap page: HTTP {page.status_code}")
-            page.raise_for_status()
-            forms = _Forms()
-            forms.feed(page.text)
-            target, fields = forms.forms[f"snap-{outcome}"]
-            reply = browser.post(
-                urljoin(page.url, target), data=fields, allow_redirects=False, timeout=10
-            )
-            location = reply.headers.get("Location", "")
-            steps.append(
-                f"pressed '{outcome}': HTTP {reply.status_code}, Snap sends the browser back "
-                "to the merchant's finish/unfinish/error URL"
-                if location
-                else f"pressed '{outcome}': HTTP {reply.status_code}"
-            )
-        return CustomerVisit(tuple(steps), return_url=location)
+        pressed = press(redirect.url, f"snap-{outcome}")
+        done = f"pressed '{outcome}': HTTP {pressed.status}"
+        return CustomerVisit(
+            (
+                f"opened the Snap page: HTTP {pressed.page_status}",
+                f"{done}, Snap sends the browser back to the merchant's finish/unfinish/error URL"
+                if pressed.location
+                else done,
+            ),
+            return_url=pressed.location,
+        )
 
     def settle_pending(self) -> None:
         # Past any Snap page or attempt expiry (at most 7 days) and card settlement.
@@ -129,23 +102,10 @@ class MidtransSandbox:
 
     def wait_for_notifications(self, timeout: float) -> list[Mapping[str, Any]]:
         self._app.wait_for_deliveries(timeout)
-        records: list[Mapping[str, Any]] = []
         deliveries = self._app.deliveries()
-        for delivery in deliveries[self._seen :]:
-            for attempt in delivery["attempts"]:
-                http = attempt.get("http_status")
-                reply = (
-                    f"merchant replied HTTP {http}"
-                    if http
-                    else f"nothing delivered ({attempt.get('error') or 'unreachable'})"
-                )
-                records.append(
-                    {"status": delivery["status"], "reply": reply, "reached": bool(http)}
-                )
-            if not delivery["attempts"]:
-                records.append(
-                    {"status": delivery["status"], "reply": "not attempted", "reached": False}
-                )
+        records = delivery_records(
+            deliveries[self._seen :], reply=lambda a: f"merchant replied HTTP {a['http_status']}"
+        )
         self._seen = len(deliveries)
         return records
 
