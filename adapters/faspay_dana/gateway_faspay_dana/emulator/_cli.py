@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
-from types import FrameType
+from typing import Any
 
+from gateway_core.emulation.console import serve_until_stopped
 from gateway_faspay_dana.emulator._app import EmulatorApp
 from gateway_faspay_dana.emulator._model import SANDBOX_PASSWORD, Merchant, mask
 from gateway_faspay_dana.emulator._server import EmulatorServer
@@ -121,49 +120,30 @@ def main(argv: list[str] | None = None) -> int:
         ovo_push_mode=args.ovo_push_mode,
         ovo_push_window=args.ovo_push_window,
     )
-    stop = threading.Event()
 
-    def _on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
+    def banner(server: Any) -> list[str]:
+        password = merchant.password if args.show_password else mask(merchant.password)
+        return [
+            f"Faspay DANA emulator listening on {server.url}",
+            f"  FASPAY_BASE_URL={server.url}",
+            f"  control API:       {server.url}/_emulator/",
+            f"  merchant_id:       {merchant.merchant_id}",
+            f"  merchant_name:     {merchant.merchant_name}",
+            f"  user_id:           {merchant.user_id}",
+            f"  password:          {password}"
+            + ("" if args.show_password else "  (--show-password to print it)"),
+            f"  channels:          {', '.join(merchant.channels)}",
+            f"  notification_url:  {merchant.notification_url or '(none: recorded, not sent)'}"
+            f" [{merchant.notification_format}, retry every {args.retry_interval:g}s]",
+            f"  return_url:        {merchant.return_url or '(none)'}",
+            f"  lengths:           {'strict' if args.strict else 'lenient, logged (--strict)'};"
+            f" language {args.language}",
+        ]
 
-    previous = None
-    if threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGTERM, _on_signal)
-    try:
-        server = EmulatorServer(app, host=args.host, port=args.port).start()
-    except OSError as exc:
-        app.close()
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
-        print(f"error: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
-        return 1
-    password = merchant.password if args.show_password else mask(merchant.password)
-    lines = [
-        f"Faspay DANA emulator listening on {server.url}",
-        f"  FASPAY_BASE_URL={server.url}",
-        f"  control API:       {server.url}/_emulator/",
-        f"  merchant_id:       {merchant.merchant_id}",
-        f"  merchant_name:     {merchant.merchant_name}",
-        f"  user_id:           {merchant.user_id}",
-        f"  password:          {password}"
-        + ("" if args.show_password else "  (--show-password to print it)"),
-        f"  channels:          {', '.join(merchant.channels)}",
-        f"  notification_url:  {merchant.notification_url or '(none: recorded, not sent)'}"
-        f" [{merchant.notification_format}, retry every {args.retry_interval:g}s]",
-        f"  return_url:        {merchant.return_url or '(none)'}",
-        f"  lengths:           {'strict' if args.strict else 'lenient, logged (--strict)'};"
-        f" language {args.language}",
-        "Press Ctrl-C to stop.",
-    ]
-    try:
-        print("\n".join(lines), flush=True)
-        while not stop.wait(0.5):
-            pass
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.stop()
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
-        print("Faspay DANA emulator stopped.", flush=True)
-    return 0
+    return serve_until_stopped(
+        app,
+        lambda: EmulatorServer(app, host=args.host, port=args.port).start(),
+        banner,
+        name="Faspay DANA emulator",
+        address=f"{args.host}:{args.port}",
+    )

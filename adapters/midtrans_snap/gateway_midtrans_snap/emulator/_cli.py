@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
-from types import FrameType
+from typing import Any
 
+from gateway_core.emulation.console import serve_until_stopped
 from gateway_midtrans_snap.emulator._model import DEFAULT_MERCHANT_ID, DEFAULT_SERVER_KEY, Merchant
 
 
@@ -64,45 +63,26 @@ def main(argv: list[str] | None = None) -> int:
     app = MidtransEmulator(
         merchant, retry_scale=args.retry_scale, retry_jitter=not args.no_jitter, strict=args.strict
     )
-    stop = threading.Event()
 
-    def _on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
+    def banner(server: Any) -> list[str]:
+        key = merchant.server_key if args.show_key else mask(merchant.server_key)
+        return [
+            f"Midtrans Snap emulator listening on {server.url}",
+            f"  MIDTRANS_BASE_URL={server.url}   (Snap and Core API)",
+            f"  Snap create:       {server.url}/snap/v1/transactions",
+            f"  Core API:          {server.url}/v2/<order_id>/status",
+            f"  control API:       {server.url}/_emulator/",
+            f"  merchant_id:       {merchant.merchant_id}",
+            f"  server key:        {key}" + ("" if args.show_key else "  (--show-key to print it)"),
+            f"  notification_url:  {merchant.notification_url or '(none: recorded, not sent)'}"
+            f" [retry delays x{args.retry_scale:g}]",
+            f"  finish_url:        {merchant.finish_url or '(callbacks.finish of each request)'}",
+        ]
 
-    previous = None
-    if threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGTERM, _on_signal)
-    try:
-        server = MidtransServer(app, host=args.host, port=args.port).start()
-    except OSError as exc:
-        app.close()
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
-        print(f"error: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
-        return 1
-    key = merchant.server_key if args.show_key else mask(merchant.server_key)
-    lines = [
-        f"Midtrans Snap emulator listening on {server.url}",
-        f"  MIDTRANS_BASE_URL={server.url}   (Snap and Core API)",
-        f"  Snap create:       {server.url}/snap/v1/transactions",
-        f"  Core API:          {server.url}/v2/<order_id>/status",
-        f"  control API:       {server.url}/_emulator/",
-        f"  merchant_id:       {merchant.merchant_id}",
-        f"  server key:        {key}" + ("" if args.show_key else "  (--show-key to print it)"),
-        f"  notification_url:  {merchant.notification_url or '(none: recorded, not sent)'}"
-        f" [retry delays x{args.retry_scale:g}]",
-        f"  finish_url:        {merchant.finish_url or '(callbacks.finish of each request)'}",
-        "Press Ctrl-C to stop.",
-    ]
-    try:
-        print("\n".join(lines), flush=True)
-        while not stop.wait(0.5):
-            pass
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.stop()
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
-        print("Midtrans Snap emulator stopped.", flush=True)
-    return 0
+    return serve_until_stopped(
+        app,
+        lambda: MidtransServer(app, host=args.host, port=args.port).start(),
+        banner,
+        name="Midtrans Snap emulator",
+        address=f"{args.host}:{args.port}",
+    )
