@@ -274,6 +274,7 @@ class InboundService(ServiceCore):
                 self._review(record, reason, notification.event_key, "notification", text)
                 return _Decided(Verdict.REVIEW, reason, record)
         verdict, reason = Verdict.REJECTED, Reason.STATUS_UNCONFIRMED
+        journal_duplicate = False
         if report is not None and report.status is not _S.UNKNOWN:
             same_claim = report.status is notification.status
             if decide(record.status, report.status) is not Decision.SAME or report.refunds:
@@ -287,8 +288,9 @@ class InboundService(ServiceCore):
                     body=text,
                     refunds=report.refunds,
                 )
-            else:
+            else:  # the inquiry confirms what the ledger has: nothing to apply
                 verdict, reason = Verdict.DUPLICATE, Reason.NONE
+                journal_duplicate = True
             if verdict is Verdict.REVIEW:  # confirmed, and money moved twice (paid_twice, ...)
                 return _Decided(verdict, reason, record)
             if _unlisted_refunds(notification, report):
@@ -324,6 +326,8 @@ class InboundService(ServiceCore):
                 gateway_name,
                 notification.status.value,
             )
+        elif journal_duplicate:  # like any duplicate (with the next write, no commit of its own)
+            self._no_change(record, "notification", "duplicate", "", text)
         return _Decided(verdict, reason, record)
 
     def _mismatch(self, gw: Gateway, record: PaymentRecord, notification: Notification) -> str:

@@ -133,11 +133,11 @@ def test_n2_sixteen_concurrent_notifications_and_four_returns_pay_the_order_once
             verdicts == ["duplicate"] * 16
         )
     else:
-        # Each copy is confirmed by inquiry: one applies ``paid`` (unless the return won), a
-        # copy that raced it to the ledger is journalled a duplicate, a later one (seeing the
-        # payment already paid) changes nothing and leaves no journal line.
+        # Each copy is confirmed by inquiry: one applies ``paid`` (unless the return won), and
+        # every other one is journalled a duplicate.
         assert verdicts.count("applied") <= 1
         assert set(verdicts) <= {"applied", "duplicate"}
+        assert len(verdicts) == 16
     assert_invariants(stack)
 
 
