@@ -278,9 +278,13 @@ class ServiceCore:
             changed = self._apply_refunds(record, reported, refunds, source, event_key)
             assert record.id is not None
             after = self.ledger.get_payment_by_id(record.id) or record
-            verdict = Verdict.APPLIED if changed else Verdict.DUPLICATE
-            self._no_change(after, source, verdict.value, "", body)
-            return verdict, Reason.NONE, after
+            if reported in _REFUND_STATUSES or reported in (_S.PAID, after.status):
+                verdict = Verdict.APPLIED if changed else Verdict.DUPLICATE
+                self._no_change(after, source, verdict.value, "", body)
+                return verdict, Reason.NONE, after
+            # Something else happened too (a reversal reported with the refund list): the
+            # refunds are recorded, and the reported status is decided as usual.
+            record = after
         for _ in range(8):
             decision = decide(record.status, reported)
             if decision is Decision.SAME:  # decided by the read: no write transaction

@@ -33,6 +33,7 @@ import attrs
 
 from gateway_core._events import EventKind
 from gateway_core._exceptions import (
+    GatewayError,
     InvalidRequest,
     NeverSent,
     OutcomeUnknown,
@@ -69,6 +70,16 @@ class RefundSettleReport:
     resent: int = 0
     waiting: int = 0
     errors: int = 0
+
+
+#: The key under which a refund the merchant did not ask here (the provider's dashboard) is
+#: recorded: ``provider:<provider refund id>``.
+_PROVIDER_KEY = "provider:"
+
+
+def _listed_key(report: RefundReport) -> str:
+    """The ledger's key for a refund the provider lists."""
+    return report.key or f"{_PROVIDER_KEY}{report.provider_reference}"
 
 
 def refund_key_for(merchant_reference: str) -> str:
@@ -169,9 +180,11 @@ class RefundingService(ServiceCore):
         except ProviderRefused as exc:
             log.info("refund %s refused: %s", refund.refund_key, exc)
             return self._settle(record, refund, _R.FAILED)
-        except NeverSent:
+        except (NeverSent, InvalidRequest):
             return self._settle(record, refund, _R.FAILED)  # certainly not sent: released
-        except (OutcomeUnknown, TransportError) as exc:
+        except (OutcomeUnknown, TransportError, GatewayError) as exc:
+            # Lost, temporary, malformed: it may have happened. Unknown until an inquiry
+            # says (the same key is safe to send again; a new one never is).
             self._settle(record, refund, _R.UNKNOWN)
             raise OutcomeUnknown(
                 "the refund's outcome is unknown; reconcile settles it (same key)",
@@ -194,10 +207,14 @@ class RefundingService(ServiceCore):
         assert refund.id is not None
 
         def events(after: PaymentRecord, settled: RefundRecord) -> list[OutboxEvent]:
+            discriminator = settled.refund_key
             if status is _R.SUCCEEDED:
                 kind = EventKind.REFUND_SUCCEEDED
             elif status is _R.FAILED:
+                # A failed refund may be asked again under its key and fail again: each
+                # failure is its own event (the refund's version tells them apart).
                 kind = EventKind.REFUND_FAILED
+                discriminator = f"{settled.refund_key}:{settled.version}"
             else:
                 return []
             return [
@@ -206,7 +223,7 @@ class RefundingService(ServiceCore):
                     kind,
                     status=after.status,
                     previous=record.status,
-                    discriminator=settled.refund_key,
+                    discriminator=discriminator,
                     event_amount=settled.amount,
                     refund_key=settled.refund_key,
                 )
@@ -262,8 +279,8 @@ class RefundingService(ServiceCore):
         assert record.id is not None
         changed = 0
         for report in reports:
-            key = report.key or f"provider:{report.provider_reference}"
-            if key == "provider:":
+            key = _listed_key(report)
+            if key == _PROVIDER_KEY:
                 continue  # names nothing the ledger could keep
             refund = self.ledger.refund_by_key(record.gateway, key)
             if refund is not None and refund.payment_id != record.id:
@@ -297,20 +314,23 @@ class RefundingService(ServiceCore):
             changed += 1
         return changed
 
-    def reconcile(self, **options: Any) -> ReconcileReport:
-        """:meth:`ReconcilingService.reconcile`, then :meth:`settle_refunds` for the same
+    def reconcile(self, *, refunds: bool = True, **options: Any) -> ReconcileReport:
+        """:meth:`ReconcilingService.reconcile`, then (unless ``refunds`` is False: the worker
+        settles refunds under its own fleet-wide lease) :meth:`settle_refunds` for the same
         gateways and grace (its counts in ``refunds_examined`` / ``refunds_settled``)."""
         report: ReconcileReport = super().reconcile(**options)  # type: ignore[misc]
-        refunds = self.settle_refunds(
+        if not refunds:
+            return report
+        settled = self.settle_refunds(
             gateway_names=options.get("gateway_names"),
             grace=options.get("grace"),
             limit=options.get("limit", 100),
         )
         return attrs.evolve(
             report,
-            refunds_examined=refunds.examined,
-            refunds_settled=refunds.settled,
-            errors=report.errors + refunds.errors,
+            refunds_examined=settled.examined,
+            refunds_settled=settled.settled,
+            errors=report.errors + settled.errors,
         )
 
     def settle_refunds(
@@ -324,33 +344,41 @@ class RefundingService(ServiceCore):
         unchanged for ``grace`` (default: the reconcile grace) and settle it from the
         inquiry's refund list; one the provider does not know is sent again under its own
         key (which cannot refund twice)."""
-        names = set(self.gateways if gateway_names is None else gateway_names)
+        wanted = self.gateways if gateway_names is None else gateway_names
+        names = sorted(set(wanted) & set(self.gateways))
         cutoff = self._clock() - (self.policy.reconcile_grace if grace is None else grace)
         examined = settled = resent = waiting = errors = 0
-        for refund in self.ledger.refunds_to_settle(updated_before=cutoff, limit=limit):
-            if refund.gateway not in names or refund.gateway not in self.gateways:
-                continue
+        due = self.ledger.refunds_to_settle(updated_before=cutoff, limit=limit, gateways=names)
+        for refund in due:
             examined += 1
-            gw = self.gateway(refund.gateway)
-            record = self.payment(refund.gateway, refund.merchant_reference)
+            assert refund.id is not None
+            # Examined: back of the queue until its grace has passed again, whatever follows
+            # (so a refund that stays open never starves the others).
+            self.ledger.touch_refund(refund.id)
             try:
-                report = gw.inquire(self.as_payment(record))
+                outcome = self._settle_one(refund)
             except Exception as exc:  # a provider or network failure: try next pass
-                log.warning("refund %s: inquiry failed: %s", refund.refund_key, type(exc).__name__)
+                log.warning("refund %s: not settled: %s", refund.refund_key, type(exc).__name__)
                 errors += 1
                 continue
-            listed = {r.key for r in report.refunds}
-            if refund.refund_key in listed:
-                settled += self.apply_refund_reports(record, report.refunds, source="reconcile")
-                continue
-            if refund.status is _R.PENDING:
-                waiting += 1
-                continue
-            try:
-                after = self._send_refund(gw, record, refund)
-            except OutcomeUnknown:
-                errors += 1
-                continue
-            resent += 1
-            settled += int(after.status.is_final)
+            settled += outcome == "settled"
+            resent += outcome in ("resent", "resent-settled")
+            settled += outcome == "resent-settled"
+            waiting += outcome == "waiting"
         return RefundSettleReport(examined, settled, resent, waiting, errors)
+
+    def _settle_one(self, refund: RefundRecord) -> str:
+        """Settle one open refund from an inquiry, or send it again under its own key."""
+        gw = self.gateway(refund.gateway)
+        record = self.payment(refund.gateway, refund.merchant_reference)
+        report = gw.inquire(self.as_payment(record))
+        listed = {_listed_key(r) for r in report.refunds}
+        if refund.refund_key in listed:
+            changed = self.apply_refund_reports(record, report.refunds, source="reconcile")
+            return "settled" if changed else "waiting"
+        if refund.status is _R.PENDING or refund.refund_key.startswith(_PROVIDER_KEY):
+            # Pending at the provider, or a refund only the provider made (its dashboard):
+            # never sent by this library, so never sent again; it waits for the provider.
+            return "waiting"
+        after = self._send_refund(gw, record, refund)
+        return "resent-settled" if after.status.is_final else "resent"

@@ -216,6 +216,7 @@ class Worker:
                 limit=limit,
                 min_interval=0,  # paced by the bucket instead
                 lease=config.reconcile_lease_seconds,
+                refunds=False,  # settled by its own job, under the fleet-wide lease
             )
             bucket.spend(report.examined - report.waiting)  # the inquiries made
             self._add(

@@ -426,10 +426,18 @@ class Ledger(abc.ABC):
 
     @abc.abstractmethod
     def refunds_to_settle(
-        self, *, updated_before: datetime, limit: int = 100
+        self,
+        *,
+        updated_before: datetime,
+        limit: int = 100,
+        gateways: Collection[str] | None = None,
     ) -> list[RefundRecord]:
-        """Open refunds (``requested``, ``unknown``, ``pending``) last changed before
-        ``updated_before``, oldest first."""
+        """Open refunds (``requested``, ``unknown``, ``pending``) last changed or examined
+        before ``updated_before``, oldest first, of ``gateways`` (default: every one)."""
+
+    @abc.abstractmethod
+    def touch_refund(self, refund_id: int) -> None:
+        """Stamp an open refund examined now, so the next pass takes the others first."""
 
     # -- statistics for monitoring (gateway_core.ledger._sql_stats) ------------------------------
 

@@ -12,7 +12,7 @@ transaction.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from datetime import datetime
 from typing import Any
 
@@ -276,19 +276,43 @@ class SQLRefunds(SQLMachinery):
         return self._run("refund_by_key", work, write=False)
 
     def refunds_to_settle(
-        self, *, updated_before: datetime, limit: int = 100
+        self,
+        *,
+        updated_before: datetime,
+        limit: int = 100,
+        gateways: Collection[str] | None = None,
     ) -> list[RefundRecord]:
-        """Refunds still open (``requested``, ``unknown``, ``pending``) last changed before
-        ``updated_before``, oldest first: reconciliation asks the provider about them."""
+        """Refunds still open (``requested``, ``unknown``, ``pending``) last changed or
+        examined before ``updated_before``, oldest first, of ``gateways`` (default: all):
+        reconciliation asks the provider about them."""
+        names = sorted(gateways) if gateways is not None else None
+        if names == []:
+            return []
+        where = " AND gateway IN (" + ", ".join(["?"] * len(names)) + ")" if names else ""
 
         def work(tx: Tx) -> list[RefundRecord]:
             rows = tx.all(
-                self._sql(
+                self._render(
                     SELECT_REFUND + " WHERE status IN ('requested', 'unknown', 'pending') "
-                    "AND updated_at < ? ORDER BY updated_at, id LIMIT ?"
+                    "AND updated_at < ?" + where + " ORDER BY updated_at, id LIMIT ?"
                 ),
-                (self._dump_time(to_utc(updated_before)), int(limit)),
+                (self._dump_time(to_utc(updated_before)), *(names or ()), int(limit)),
             )
             return [self._refund(row) for row in rows]
 
         return self._run("refunds_to_settle", work, write=False)
+
+    def touch_refund(self, refund_id: int) -> None:
+        """Stamp an open refund examined now (its ``updated_at``; not a change: its status
+        and version stay), so the next pass takes the others first."""
+
+        def work(tx: Tx) -> None:
+            tx.execute(
+                self._sql(
+                    "UPDATE {p}gw_refunds SET updated_at = ? "
+                    "WHERE id = ? AND status IN ('requested', 'unknown', 'pending')"
+                ),
+                (self._dump_time(self._now()), refund_id),
+            )
+
+        self._write("touch_refund", work)
