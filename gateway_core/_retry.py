@@ -241,6 +241,29 @@ class ProviderClient:
     threads; :attr:`attempts_made` then describes whichever call finished last.
     """
 
+    @classmethod
+    def over_http(
+        cls,
+        *,
+        provider: str,
+        connect_timeout: float,
+        read_timeout: float,
+        max_retries: int,
+        deadline: float,
+        transport: Transport | None = None,
+    ) -> ProviderClient:
+        """The usual client of a plugin: ``transport`` (default: a pooled
+        :class:`~gateway_core.RequestsTransport` with these timeouts) under a
+        :class:`RetryPolicy` of ``max_retries`` and ``deadline`` seconds."""
+        if transport is None:
+            from gateway_core._requests_transport import RequestsTransport
+
+            transport = RequestsTransport(
+                connect_timeout=connect_timeout, read_timeout=read_timeout
+            )
+        policy = RetryPolicy(max_retries=max_retries, deadline=deadline)
+        return cls(transport, policy, provider=provider)
+
     def __init__(
         self,
         transport: Transport,

@@ -153,16 +153,16 @@ class FaspayDanaGateway(Gateway):
         # hex signature, and this module logs none.
         register_secret(config.password, channel_inquiry_signature(config.user_id, config.password))
         if client is None:
-            from gateway_core import ProviderClient, RetryPolicy
+            from gateway_core import ProviderClient
 
-            if transport is None:
-                from gateway_core import RequestsTransport
-
-                transport = RequestsTransport(
-                    connect_timeout=config.connect_timeout, read_timeout=config.read_timeout
-                )
-            policy = RetryPolicy(max_retries=config.max_retries, deadline=config.deadline)
-            client = ProviderClient(transport, policy, provider=PROVIDER)
+            client = ProviderClient.over_http(
+                provider=PROVIDER,
+                connect_timeout=config.connect_timeout,
+                read_timeout=config.read_timeout,
+                max_retries=config.max_retries,
+                deadline=config.deadline,
+                transport=transport,
+            )
         self._client = client
 
     @classmethod

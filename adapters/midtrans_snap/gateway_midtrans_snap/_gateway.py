@@ -132,16 +132,14 @@ class MidtransSnapGateway(Gateway):
             config.server_key, self._authorization, self._authorization.split(" ", 1)[1]
         )
         if client is None:
-            from gateway_core import RetryPolicy
-
-            if transport is None:
-                from gateway_core import RequestsTransport
-
-                transport = RequestsTransport(
-                    connect_timeout=config.connect_timeout, read_timeout=config.read_timeout
-                )
-            policy = RetryPolicy(max_retries=config.max_retries, deadline=config.deadline)
-            client = ProviderClient(transport, policy, provider=PROVIDER)
+            client = ProviderClient.over_http(
+                provider=PROVIDER,
+                connect_timeout=config.connect_timeout,
+                read_timeout=config.read_timeout,
+                max_retries=config.max_retries,
+                deadline=config.deadline,
+                transport=transport,
+            )
         self._client = client
 
     @classmethod
