@@ -342,9 +342,7 @@ class ServiceCore:
                     Reason.PAID_TWICE,
                     # One review per attempt paid twice, whichever message showed it (a
                     # provider confirmed by inquiry may show it from several messages).
-                    self._review(
-                        fresh, Reason.PAID_TWICE, fresh.merchant_reference, source, body
-                    ),
+                    self._review(fresh, Reason.PAID_TWICE, fresh.merchant_reference, source, body),
                 )
             record = fresh
         raise LedgerError(  # pragma: no cover - needs eight lost races in a row

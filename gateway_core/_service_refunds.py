@@ -180,7 +180,7 @@ class RefundingService(ServiceCore):
         except ProviderRefused as exc:
             log.info("refund %s refused: %s", refund.refund_key, exc)
             return self._settle(record, refund, _R.FAILED)
-        except (NeverSent, InvalidRequest):
+        except (NeverSent, InvalidRequest, UnsupportedOperation):
             return self._settle(record, refund, _R.FAILED)  # certainly not sent: released
         except (OutcomeUnknown, TransportError, GatewayError) as exc:
             # Lost, temporary, malformed: it may have happened. Unknown until an inquiry

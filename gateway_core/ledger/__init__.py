@@ -46,6 +46,7 @@ def __getattr__(name: str) -> Any:
         return PostgresLedger
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
+
 # Plain sorted() order, as the project checks it (ruff's RUF022 would put constants first).
 __all__ = [  # noqa: RUF022
     "ApplyResult",

@@ -121,7 +121,8 @@ class FaspayDanaGateway(Gateway):
     """
 
     name: ClassVar[str] = PROVIDER
-    capabilities: ClassVar[frozenset[Capability]] = frozenset(Capability)
+    # Faspay's Debit API cannot refund (a refund is arranged with Faspay).
+    capabilities: ClassVar[frozenset[Capability]] = frozenset(Capability) - {Capability.REFUND}
     trust: ClassVar[TrustDeclaration] = TrustDeclaration(
         notification_covers=frozenset({SignedField.MERCHANT_REFERENCE, SignedField.STATUS}),
         notification_replayable=True,

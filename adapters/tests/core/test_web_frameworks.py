@@ -526,8 +526,8 @@ def test_the_same_checkout_runs_on_midtrans_by_configuration(name: str, tmp_path
     for module in (*needs, *(("uvicorn",) if name == "fastapi_app" else ())):
         pytest.importorskip(module, reason=f"{module} is not installed (pip install -e '.[test]')")
     from gateway_core import Settings, build_runtime
+    from gateway_core.sandbox import page_forms
     from gateway_midtrans_snap.emulator import Merchant, MidtransEmulator, MidtransServer
-    from gateway_midtrans_snap.sandbox import _Forms
 
     key = "SB-Mid-server-Frameworks-Swap-01"
     emulator = MidtransEmulator(Merchant(server_key=key), retry_scale=1e-4, retry_jitter=False)
@@ -560,9 +560,7 @@ def test_the_same_checkout_runs_on_midtrans_by_configuration(name: str, tmp_path
             assert snap_page.startswith(f"{server.url}/snap/v3/redirection/")
             page = browser.get(snap_page)
             assert page.status_code == 200
-            forms = _Forms()
-            forms.feed(page.text)
-            action, fields = forms.forms["snap-pay"]
+            action, fields = page_forms(page.text)["snap-pay"]
             paid = browser.post(urljoin(page.url, action), data=fields, allow_redirects=False)
             back = paid.headers["Location"]  # Snap's finish redirect: the example's return URL
             assert back.startswith(f"{base}/payments/return/{SNAP}?")

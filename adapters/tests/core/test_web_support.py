@@ -139,11 +139,11 @@ class LedgerState:
         """Nothing changed since ``before`` but one journalled refusal (a source not
         allowed): the payment, its transitions and its events are untouched."""
         added = self.journal[len(before.journal) :]
-        return (
-            (self.payment, self.transitions, self.events)
-            == (before.payment, before.transitions, before.events)
-            and [(e.verdict, e.reason) for e in added] == [("rejected", "source_not_allowed")]
-        )
+        return (self.payment, self.transitions, self.events) == (
+            before.payment,
+            before.transitions,
+            before.events,
+        ) and [(e.verdict, e.reason) for e in added] == [("rejected", "source_not_allowed")]
 
 
 @contextmanager

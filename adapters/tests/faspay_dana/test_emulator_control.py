@@ -152,9 +152,7 @@ def test_public_names_are_sorted_and_exported() -> None:
 
 
 def _run_cli(*args: str) -> subprocess.Popen[str]:
-    code = (
-        "import sys; from gateway_faspay_dana.emulator import main; sys.exit(main(sys.argv[1:]))"
-    )
+    code = "import sys; from gateway_faspay_dana.emulator import main; sys.exit(main(sys.argv[1:]))"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     return subprocess.Popen(
         [sys.executable, "-c", code, *args],

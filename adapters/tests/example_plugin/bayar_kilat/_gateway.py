@@ -60,7 +60,7 @@ class BayarKilatGateway(Gateway):
     """The Bayar Kilat provider (see the package docstring for its API)."""
 
     name: ClassVar[str] = "bayar_kilat"
-    capabilities: ClassVar[frozenset[Capability]] = frozenset(Capability)
+    capabilities: ClassVar[frozenset[Capability]] = frozenset(Capability) - {Capability.REFUND}
     # The header HMAC binds the whole body and a timestamp checked against a tolerance.
     trust: ClassVar[TrustDeclaration] = TrustDeclaration(
         notification_covers=frozenset(SignedField),
