@@ -19,7 +19,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -125,6 +125,57 @@ class SettingsReader:
         if max_length is not None and len(value) > max_length:
             raise self._error(key, f"must be at most {max_length} characters", value)
         return value
+
+    def names(
+        self,
+        key: str,
+        default: Sequence[str],
+        *,
+        item: str,
+        known: Sequence[str] | None = None,
+        required: bool = False,
+    ) -> tuple[str, ...]:
+        """A list of names: a TOML list, or a comma-separated string (as environment
+        variables give it), checked by :meth:`parse_names`."""
+        value = self._raw(key, list(default))
+        return self.parse_names(
+            value, key=key, item=item, known=known, required=required, provider=self._provider
+        )
+
+    @staticmethod
+    def parse_names(
+        value: object,
+        *,
+        key: str,
+        item: str,
+        known: Sequence[str] | None = None,
+        required: bool = False,
+        provider: str = "",
+    ) -> tuple[str, ...]:
+        """``value`` (a list of strings, or a comma-separated string) as a tuple of names.
+        ``item`` words the errors ("payment method"); with ``known``, unknown names are
+        refused with the known ones listed; a name given twice is refused; ``required``: at
+        least one name. Usable as an ``attrs`` converter of a plugin's configuration."""
+
+        def error(problem: str) -> ConfigurationError:
+            return ConfigurationError(f"setting {key!r} {problem}", key=key, provider=provider)
+
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+            raise error(f"must be a list of {item} names")
+        names = tuple(value)
+        if required and not names:
+            raise error(f"must name at least one {item}")
+        unknown = [name for name in names if known is not None and name not in known]
+        if unknown:
+            raise error(
+                f"names unknown {item}s {', '.join(map(repr, unknown))}; "
+                f"known: {', '.join(known or ())}"
+            )
+        if len(set(names)) != len(names):
+            raise error(f"names a {item} twice")
+        return names
 
     def number(
         self, key: str, default: float, *, minimum: float = 0.0, maximum: float = 1e9

@@ -148,24 +148,14 @@ def _expiry(instance: object, attribute: attrs.Attribute[timedelta], value: time
 
 def _channels(value: object) -> tuple[str, ...]:
     """``channels`` as a tuple of known method names (a list, or a comma-separated string)."""
-    if isinstance(value, str):
-        value = [part.strip() for part in value.split(",") if part.strip()]
-    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
-        raise _error("channels", "must be a list of payment method names")
-    names = tuple(value)
-    if not names:
-        raise _error("channels", "must name at least one payment method")
-    known = known_methods()
-    unknown = [name for name in names if name not in known]
-    if unknown:
-        raise _error(
-            "channels",
-            f"names unknown payment methods {', '.join(map(repr, unknown))}; "
-            f"known: {', '.join(known)}",
-        )
-    if len(set(names)) != len(names):
-        raise _error("channels", "names a payment method twice")
-    return names
+    return SettingsReader.parse_names(
+        value,
+        key="channels",
+        item="payment method",
+        known=known_methods(),
+        required=True,
+        provider=PROVIDER,
+    )
 
 
 def _default_user_id(self: FaspayConfig) -> str:
@@ -237,12 +227,6 @@ class FaspayConfig:
         known ones.
         """
         env = os.environ if environ is None else environ
-        listed = settings.get("channels") if isinstance(settings, Mapping) else None
-        if isinstance(listed, list | tuple):
-            # A TOML list is read as the comma-separated form the environment uses.
-            if not all(isinstance(name, str) for name in listed):
-                raise _error("channels", "must be a list of payment method names")
-            settings = {**settings, "channels": ",".join(listed)}
         read = SettingsReader(
             settings,
             provider=PROVIDER,
@@ -275,7 +259,13 @@ class FaspayConfig:
             "bill_expiry": timedelta(
                 minutes=read.integer("bill_expiry_minutes", 60, minimum=1, maximum=43200)
             ),
-            "channels": _channels(read.text("channels", ",".join(DEFAULT_CHANNELS))),
+            "channels": read.names(
+                "channels",
+                DEFAULT_CHANNELS,
+                item="payment method",
+                known=known_methods(),
+                required=True,
+            ),
             "ovo_flow": read.text(
                 "ovo_flow", OVO_REDIRECT, choices=frozenset({OVO_REDIRECT, OVO_PUSH})
             ),

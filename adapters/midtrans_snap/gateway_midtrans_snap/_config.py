@@ -103,21 +103,13 @@ def _server_key(instance: object, attribute: attrs.Attribute[str], value: str) -
 
 def _payments(value: object) -> tuple[str, ...]:
     """``enabled_payments`` as a tuple of known names (a list, or a comma-separated string)."""
-    if isinstance(value, str):
-        value = [part.strip() for part in value.split(",") if part.strip()]
-    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
-        raise _error("enabled_payments", "must be a list of Midtrans payment names")
-    names = tuple(value)
-    unknown = [name for name in names if name not in KNOWN_PAYMENTS]
-    if unknown:
-        raise _error(
-            "enabled_payments",
-            f"names unknown payments {', '.join(map(repr, unknown))}; "
-            f"known: {', '.join(sorted(KNOWN_PAYMENTS))}",
-        )
-    if len(set(names)) != len(names):
-        raise _error("enabled_payments", "names a payment twice")
-    return names
+    return SettingsReader.parse_names(
+        value,
+        key="enabled_payments",
+        item="Midtrans payment",
+        known=sorted(KNOWN_PAYMENTS),
+        provider=PROVIDER,
+    )
 
 
 def _expiry(instance: object, attribute: attrs.Attribute[timedelta], value: timedelta) -> None:
@@ -188,11 +180,6 @@ class MidtransConfig:
         are rejected.
         """
         env = os.environ if environ is None else environ
-        listed = settings.get("enabled_payments") if isinstance(settings, Mapping) else None
-        if isinstance(listed, list | tuple):
-            if not all(isinstance(name, str) for name in listed):
-                raise _error("enabled_payments", "must be a list of Midtrans payment names")
-            settings = {**settings, "enabled_payments": ",".join(listed)}
         read = SettingsReader(
             settings,
             provider=PROVIDER,
@@ -210,7 +197,9 @@ class MidtransConfig:
             "merchant_id": read.text("merchant_id", "", pattern=r"[A-Za-z0-9_-]{0,64}"),
             "snap_base_url": read.text("snap_base_url", "") or base_url,
             "api_base_url": read.text("api_base_url", "") or base_url,
-            "enabled_payments": _payments(read.text("enabled_payments", "")),
+            "enabled_payments": read.names(
+                "enabled_payments", (), item="Midtrans payment", known=sorted(KNOWN_PAYMENTS)
+            ),
             "notification_url": read.text("notification_url", ""),
             "expiry": timedelta(
                 minutes=read.integer("expiry_minutes", 1440, minimum=5, maximum=10080)

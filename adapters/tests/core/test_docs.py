@@ -257,6 +257,10 @@ def faspay_settings_read(monkeypatch: pytest.MonkeyPatch) -> list[str]:
             seen.append(key)
             return super().flag(key, *args, **kwargs)
 
+        def names(self, key: str, *args: Any, **kwargs: Any) -> tuple[str, ...]:
+            seen.append(key)
+            return super().names(key, *args, **kwargs)
+
     monkeypatch.setattr(_config, "SettingsReader", Recording)
     _config.FaspayConfig.from_settings(
         {"merchant_id": "99999", "merchant_name": "Shop", "password": "a-test-password"},
